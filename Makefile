@@ -8,11 +8,14 @@ VERSION := 0.1.0
 CC      ?= cc
 PKGS    := libcap libseccomp openssl inih
 CFLAGS  ?= -O2 -g
+# Recursive (=) so that pkg-config runs when a recipe needs it, i.e. after `make deps`.
+PKGCFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKGLIBS   = $(shell pkg-config --libs $(PKGS))
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
 	   -fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -fPIE \
-	   -DAGENTJAIL_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
+	   -DAGENTJAIL_VERSION='"$(VERSION)"' $(PKGCFLAGS)
 LDFLAGS += -pie -Wl,-z,relro,-z,now
-LDLIBS  += $(shell pkg-config --libs $(PKGS))
+LDLIBS  += $(PKGLIBS)
 
 # Every top-level .c is a module of the one binary; builtin_profiles.c is generated.
 SRCS    := $(filter-out builtin_profiles.c,$(wildcard *.c)) builtin_profiles.c
@@ -23,7 +26,14 @@ PROFILES:= $(sort $(wildcard profiles/*.ini))
 ASANFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	     -fno-omit-frame-pointer
 
-all: agentjail test/probe
+# Unit tests: test/unit/NAME.c linked against every module but the CLI (main).
+UNITS   := $(patsubst %.c,%,$(wildcard test/unit/*.c))
+LIBOBJS  = $(filter-out build/agentjail.o,$(OBJS))
+
+all: agentjail test/probe $(UNITS)
+
+test/unit/%: test/unit/%.c $(LIBOBJS) $(HDRS)
+	$(CC) $(CFLAGS) -I. $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
 
 agentjail: $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
@@ -69,6 +79,6 @@ format:
 	clang-format -i *.c *.h test/*.c
 
 clean:
-	rm -rf build agentjail agentjail-asan test/probe builtin_profiles.c
+	rm -rf build agentjail agentjail-asan test/probe builtin_profiles.c $(UNITS)
 
 .PHONY: all asan check demo deps install uninstall format clean
