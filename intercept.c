@@ -1,0 +1,900 @@
+/*
+ * intercept.c - an intercepted CONNECT to a host with a bound secret.
+ *
+ * One thread per session, blocking I/O: TLS from the jail terminated with a leaf minted
+ * for the CONNECT target (tls.c), then HTTP/1.1 requests one after the other on the kept-
+ * alive connection. Each request head is checked (Host = target, exfiltration guard,
+ * the secrets' method/path rules), rewritten (placeholders -> values, declared headers
+ * set outright, hop-by-hop fields dropped) and sent over one verified TLS connection to
+ * exactly the address the proxy checked; bodies are streamed both ways with their framing
+ * re-created, never buffered whole. Responses have the real values redacted back to the
+ * placeholders (same length: lengths and chunk sizes stay valid) in the head and, unless
+ * Content-Encoding says the body is compressed, in the body.
+ */
+#include "intercept.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "audit.h"
+#include "http.h"
+#include "secrets.h"
+#include "secrets_codec.h"
+#include "tls_session.h"
+#include "util.h"
+
+#define IO_TIMEOUT_S 300                     /* idle read/write on either side */
+#define CONNECT_TIMEOUT_S 10
+#define BUF_CAP (HTTP_MAX_HEAD + 64 * 1024) /* a whole head plus some body */
+#define IO_CHUNK (64 * 1024)
+#define WHY_MAX 512
+
+/* One side of the session: a TLS connection and the bytes read but not yet used. */
+struct side {
+	SSL *ssl;
+	int fd;
+	char *buf;
+	size_t len;
+	uint64_t bytes; /* payload bytes relayed from this side */
+};
+
+struct session {
+	const struct intercept_target *t;
+	const struct policy *p;
+	struct side c, u; /* client (jail), upstream */
+	unsigned served;  /* responses relayed on the current upstream connection */
+	char method[32];
+	char path[1024]; /* for the audit log: the path without its query */
+	struct timespec start;
+	bool unbound_any; /* some secret is not bound to this host: scan bodies */
+};
+
+/* ---- I/O ---- */
+
+static void set_timeouts(int fd, int secs)
+{
+	struct timeval tv = {.tv_sec = secs};
+	int one = 1;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* Read more into s->buf. > 0 bytes, 0 at end of stream, -1 on error. */
+static int side_fill(struct side *s)
+{
+	int r;
+
+	if (s->len >= BUF_CAP)
+		return -1;
+	r = SSL_read(s->ssl, s->buf + s->len, (int)(BUF_CAP - s->len));
+	if (r > 0) {
+		s->len += (size_t)r;
+		return r;
+	}
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		return errno == 0 ? 0 : -1; /* EOF without close_notify */
+	default:
+		return -1;
+	}
+}
+
+static void side_consume(struct side *s, size_t n)
+{
+	if (n >= s->len) {
+		s->len = 0;
+		return;
+	}
+	memmove(s->buf, s->buf + n, s->len - n);
+	s->len -= n;
+}
+
+static int ssl_write_all(SSL *ssl, const void *buf, size_t len)
+{
+	const char *b = buf;
+
+	while (len) {
+		int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
+		int w = SSL_write(ssl, b, chunk);
+
+		if (w <= 0)
+			return -1;
+		b += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* ---- audit and errors ---- */
+
+static void audit_ev(struct session *ss, enum audit_decision d, int status, const char *reason,
+		     const char *secret, const char *rule)
+{
+	struct timespec now;
+	struct audit_rec r = {
+		.conn = ss->t->conn,
+		.method = ss->method[0] ? ss->method : "CONNECT",
+		.host = ss->t->host,
+		.port = ss->t->port,
+		.path = ss->path[0] ? ss->path : NULL,
+		.decision = d,
+		.status = status,
+		.rule = rule,
+		.reason = reason,
+		.secret = secret,
+		.bytes_up = ss->c.bytes,
+		.bytes_down = ss->u.bytes,
+	};
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	r.ms = (double)(now.tv_sec - ss->start.tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - ss->start.tv_nsec) / 1e6;
+	audit_log(&r);
+}
+
+/* Answer the jail with a short error; the connection closes after it. */
+static void send_error(struct session *ss, int status, const char *why)
+{
+	char body[WHY_MAX + 32], out[2 * WHY_MAX + 256];
+	int n;
+
+	snprintf(body, sizeof(body), "agentjail: %s\n", why);
+	n = http_format_error(out, sizeof(out), status, NULL, body);
+	if (n > 0)
+		(void)ssl_write_all(ss->c.ssl, out, (size_t)n);
+}
+
+/* ---- the upstream connection ---- */
+
+static void upstream_close(struct session *ss)
+{
+	tls_close(ss->u.ssl);
+	ss->u.ssl = NULL;
+	if (ss->u.fd >= 0)
+		close(ss->u.fd);
+	ss->u.fd = -1;
+	ss->u.len = 0;
+	ss->served = 0;
+}
+
+static int upstream_open(struct session *ss, char *why, size_t whysz)
+{
+	const struct intercept_target *t = ss->t;
+	int fd = socket(t->addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		snprintf(why, whysz, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* SO_SNDTIMEO also bounds connect() on Linux. */
+	set_timeouts(fd, CONNECT_TIMEOUT_S);
+	if (connect(fd, t->addr, t->addrlen) < 0) {
+		snprintf(why, whysz, "cannot connect to %s port %d: %s", t->host, t->port,
+			 errno == EINPROGRESS ? "timed out" : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	ss->u.ssl = tls_connect_upstream(fd, t->host, why, whysz);
+	if (!ss->u.ssl) {
+		close(fd);
+		return -1;
+	}
+	set_timeouts(fd, IO_TIMEOUT_S);
+	ss->u.fd = fd;
+	ss->u.len = 0;
+	ss->served = 0;
+	return 0;
+}
+
+/* A kept-alive upstream connection with something to read between exchanges has been
+ * closed by the server (or sent garbage): drop it. */
+static bool upstream_stale(struct session *ss)
+{
+	struct pollfd pfd = {.fd = ss->u.fd, .events = POLLIN};
+
+	return SSL_pending(ss->u.ssl) > 0 || ss->u.len > 0 || poll(&pfd, 1, 0) != 0;
+}
+
+/* ---- request checks ---- */
+
+/* Host header or absolute-form authority: "host", "host:port", "[v6]:port". */
+static bool authority_matches(struct session *ss, const char *a, size_t n)
+{
+	const char *h = a, *port = NULL;
+	size_t hl = n, tl = strlen(ss->t->host);
+
+	if (n && a[0] == '[') {
+		const char *e = memchr(a, ']', n);
+
+		if (!e)
+			return false;
+		h = a + 1;
+		hl = (size_t)(e - h);
+		if ((size_t)(e + 1 - a) < n) {
+			if (e[1] != ':')
+				return false;
+			port = e + 2;
+		}
+	} else {
+		const char *c = memchr(a, ':', n);
+
+		if (c) {
+			hl = (size_t)(c - a);
+			port = c + 1;
+		}
+	}
+	if (hl && h[hl - 1] == '.')
+		hl--;
+	if (hl != tl || strncasecmp(h, ss->t->host, tl))
+		return false;
+	if (port) {
+		size_t pl = n - (size_t)(port - a);
+		char pb[8];
+
+		if (!pl || pl >= sizeof(pb))
+			return false;
+		memcpy(pb, port, pl);
+		pb[pl] = '\0';
+		for (size_t i = 0; i < pl; i++)
+			if (pb[i] < '0' || pb[i] > '9')
+				return false;
+		return atoi(pb) == ss->t->port;
+	}
+	return ss->t->port == 443;
+}
+
+/* A path is "clean" for prefix rules when no (encoded) dot segment or encoded slash or
+ * backslash could make the server see another path than the one the rule checked. */
+static bool path_clean(const char *path, size_t n)
+{
+	char *d = xmalloc(n + 1);
+	size_t dl = pct_decode(path, n, d);
+	bool ok = true;
+
+	d[dl] = '\0';
+	if (memmem(path, n, "%2f", 3) || memmem(path, n, "%2F", 3) || memchr(d, '\\', dl) ||
+	    memmem(path, n, "%5c", 3) || memmem(path, n, "%5C", 3))
+		ok = false;
+	for (size_t i = 0; ok && i < dl; i++) {
+		if (d[i] != '/')
+			continue;
+		if (d[i + 1] == '.' && (d[i + 2] == '/' || d[i + 2] == '\0'))
+			ok = false;
+		if (d[i + 1] == '.' && d[i + 2] == '.' && (d[i + 3] == '/' || d[i + 3] == '\0'))
+			ok = false;
+	}
+	free(d);
+	return ok;
+}
+
+/* The secret's method and path rules: NULL when the request may use it, else why not. */
+static const char *rule_refuses(const struct secret_rule *s, struct http_span method,
+				const char *path, size_t pathlen, char *why, size_t whysz)
+{
+	bool ok = !s->methods.n;
+
+	for (size_t i = 0; i < s->methods.n && !ok; i++)
+		ok = http_span_eq(method, s->methods.v[i]);
+	if (!ok) {
+		snprintf(why, whysz, "secret %s may not be used with method %.*s (%s)", s->name,
+			 (int)method.len, method.p, s->origin);
+		return why;
+	}
+	if (!s->paths.n)
+		return NULL;
+	if (!path_clean(path, pathlen)) {
+		snprintf(why, whysz,
+			 "secret %s is limited to some paths and this path has dot segments or "
+			 "encoded slashes (%s)",
+			 s->name, s->origin);
+		return why;
+	}
+	for (size_t i = 0; i < s->paths.n; i++) {
+		size_t pl = strlen(s->paths.v[i]);
+
+		if (pathlen >= pl && !memcmp(path, s->paths.v[i], pl))
+			return NULL;
+	}
+	snprintf(why, whysz, "secret %s may not be used on this path (%s)", s->name, s->origin);
+	return why;
+}
+
+/* ---- building the upstream request head ---- */
+
+static bool header_named(struct http_span name, const char *decl)
+{
+	const char *colon = strchr(decl, ':');
+	size_t n = colon ? (size_t)(colon - decl) : strlen(decl);
+
+	return name.len == n && !strncasecmp(name.p, decl, n);
+}
+
+/* "Authorization: Bearer {value}" with the value in place of {value}. */
+static void add_declared(struct sbuf *out, const char *decl, const char *val, size_t vlen)
+{
+	const char *at = strstr(decl, "{value}");
+
+	if (at) {
+		sbuf_add(out, decl, (size_t)(at - decl));
+		sbuf_add(out, val, vlen);
+		sbuf_adds(out, at + 7);
+	} else {
+		sbuf_adds(out, decl);
+	}
+	sbuf_add(out, "\r\n", 2);
+}
+
+/* Is this field named in the request's Connection header (so hop-by-hop)? */
+static bool in_connection(const struct http_request *rq, struct http_span name)
+{
+	size_t from = 0;
+	const struct http_header *h;
+	char tok[128];
+
+	if (name.len >= sizeof(tok))
+		return false;
+	memcpy(tok, name.p, name.len);
+	tok[name.len] = '\0';
+	while ((h = http_header_find(rq->headers, rq->nheaders, "connection", &from)))
+		if (http_has_token(h->value, tok))
+			return true;
+	return false;
+}
+
+static bool has_scheme(struct http_span v, const char *scheme)
+{
+	size_t n = strlen(scheme);
+
+	return v.len > n && !strncasecmp(v.p, scheme, n) && v.p[n] == ' ';
+}
+
+/*
+ * Rewrite the head for the upstream. *used gets the secrets substituted or declared.
+ * body_kind decides the framing fields we add back.
+ */
+static void build_head(struct session *ss, const struct http_request *rq, struct http_span path,
+		       enum http_body kind, bool close_after, struct sbuf *out, uint64_t *used)
+{
+	const struct policy *p = ss->p;
+	const char *host = ss->t->host;
+	const char *q = memchr(path.p, '?', path.len);
+	uint64_t declared = 0;
+
+	for (size_t i = 0; i < p->secrets.n && i < SECRETS_MAX; i++)
+		if (p->secrets.v[i].header && secrets_rule_bound(&p->secrets.v[i], host))
+			declared |= 1ULL << i;
+
+	sbuf_add(out, rq->method.p, rq->method.len);
+	sbuf_add(out, " ", 1);
+	if (!path.len) {
+		sbuf_add(out, "/", 1);
+	} else if (q) {
+		sbuf_add(out, path.p, (size_t)(q - path.p) + 1);
+		secrets_subst_query(p, host, q + 1, path.len - (size_t)(q - path.p) - 1, out, used);
+	} else {
+		sbuf_add(out, path.p, path.len);
+	}
+	sbuf_adds(out, " HTTP/1.1\r\n");
+
+	for (size_t i = 0; i < rq->nheaders; i++) {
+		const struct http_header *h = &rq->headers[i];
+		bool drop = http_is_hop_header(h->name) || in_connection(rq, h->name) ||
+			    http_span_eq(h->name, "expect");
+
+		for (size_t k = 0; k < p->secrets.n && !drop; k++)
+			if (declared & (1ULL << k))
+				drop = header_named(h->name, p->secrets.v[k].header);
+		if (drop)
+			continue;
+		sbuf_add(out, h->name.p, h->name.len);
+		sbuf_add(out, ": ", 2);
+		if (http_span_eq(h->name, "authorization") && has_scheme(h->value, "basic")) {
+			size_t sl = 6;
+
+			while (sl < h->value.len && h->value.p[sl] == ' ')
+				sl++;
+			sbuf_add(out, h->value.p, sl);
+			secrets_subst_basic(p, host, h->value.p + sl, h->value.len - sl, out, used);
+		} else {
+			secrets_subst_raw(p, host, h->value.p, h->value.len, out, used);
+		}
+		sbuf_add(out, "\r\n", 2);
+	}
+	for (size_t k = 0; k < p->secrets.n; k++) {
+		size_t vl;
+		const char *v;
+
+		if (!(declared & (1ULL << k)) || !(v = secrets_value(k, &vl)))
+			continue;
+		add_declared(out, p->secrets.v[k].header, v, vl);
+		*used |= 1ULL << k;
+	}
+	if (kind == HTTP_BODY_CHUNKED)
+		sbuf_adds(out, "Transfer-Encoding: chunked\r\n");
+	if (close_after)
+		sbuf_adds(out, "Connection: close\r\n");
+	sbuf_add(out, "\r\n", 2);
+}
+
+/* ---- bodies ---- */
+
+/* Streaming exfiltration scan over a request body: each piece is scanned joined with the
+ * tail of the previous ones, so an encoded placeholder split across pieces is seen. */
+struct body_scan {
+	struct sbuf tail;
+	const char *hit;
+};
+
+static void body_scan_feed(struct session *ss, struct body_scan *bs, const char *d, size_t n)
+{
+	size_t w = secrets_scan_window();
+	size_t head = n < w ? n : w;
+
+	if (!ss->unbound_any || bs->hit || !n)
+		return;
+	bs->hit = secrets_exfil_scan(ss->p, ss->t->host, d, n);
+	if (!bs->hit && bs->tail.n) {
+		sbuf_add(&bs->tail, d, head);
+		bs->hit = secrets_exfil_scan(ss->p, ss->t->host, bs->tail.v, bs->tail.n);
+	}
+	/* keep the last w bytes of everything seen */
+	if (n >= w) {
+		bs->tail.n = 0;
+		sbuf_add(&bs->tail, d + n - w, w);
+	} else if (bs->tail.n > w) {
+		memmove(bs->tail.v, bs->tail.v + bs->tail.n - w, w);
+		bs->tail.n = w;
+	} else if (!bs->tail.n) {
+		sbuf_add(&bs->tail, d, n);
+	}
+}
+
+/* Write one chunk (size line, data, CRLF) as one TLS write. */
+static int write_chunk(SSL *ssl, struct sbuf *tmp, const char *d, size_t n)
+{
+	char line[24];
+	int l;
+
+	if (!n)
+		return 0;
+	l = snprintf(line, sizeof(line), "%zx\r\n", n);
+	tmp->n = 0;
+	sbuf_add(tmp, line, (size_t)l);
+	sbuf_add(tmp, d, n);
+	sbuf_add(tmp, "\r\n", 2);
+	return ssl_write_all(ssl, tmp->v, tmp->n);
+}
+
+/*
+ * Relay a body from `from` to `to`. Request bodies (redact == NULL) are scanned for
+ * placeholders of unbound secrets; response bodies go through the redactor when one is
+ * given. Returns 0, -1 on an I/O or framing error, -2 when the scan found a placeholder
+ * (bs->hit names the secret; the upstream gets an incomplete body and is dropped).
+ */
+static int relay_body(struct session *ss, struct side *from, struct side *to, enum http_body kind,
+		      uint64_t len, struct redact_stream *redact, struct body_scan *bs)
+{
+	struct http_chunked ch;
+	struct sbuf tmp = {0};
+	const char *out;
+	size_t outlen;
+	int ret = -1;
+
+	http_chunked_init(&ch);
+	for (;;) {
+		const char *data = NULL;
+		size_t dlen = 0, used;
+
+		if (kind == HTTP_BODY_LENGTH && !len)
+			break;
+		if (kind == HTTP_BODY_CHUNKED && ch.done)
+			break;
+		if (!from->len) {
+			int r = side_fill(from);
+
+			if (r < 0 || (r == 0 && kind != HTTP_BODY_CLOSE))
+				goto out;
+			if (r == 0)
+				break;
+		}
+		if (kind == HTTP_BODY_CHUNKED) {
+			ssize_t n = http_chunked_feed(&ch, from->buf, from->len, &data, &dlen);
+
+			if (n < 0)
+				goto out;
+			used = (size_t)n;
+		} else {
+			dlen = from->len;
+			if (kind == HTTP_BODY_LENGTH && dlen > len)
+				dlen = (size_t)len;
+			data = from->buf;
+			used = dlen;
+			len -= kind == HTTP_BODY_LENGTH ? dlen : 0;
+		}
+		from->bytes += dlen;
+		if (bs) {
+			body_scan_feed(ss, bs, data, dlen);
+			if (bs->hit) {
+				ret = -2;
+				goto out;
+			}
+		}
+		out = data;
+		outlen = dlen;
+		if (redact && dlen)
+			secrets_redact_feed(redact, data, dlen, &out, &outlen);
+		if (kind == HTTP_BODY_CHUNKED ? write_chunk(to->ssl, &tmp, out, outlen)
+					      : (outlen ? ssl_write_all(to->ssl, out, outlen) : 0))
+			goto out;
+		side_consume(from, used);
+	}
+	if (redact) {
+		secrets_redact_finish(redact, &out, &outlen);
+		if (kind == HTTP_BODY_CHUNKED ? write_chunk(to->ssl, &tmp, out, outlen)
+					      : (outlen ? ssl_write_all(to->ssl, out, outlen) : 0))
+			goto out;
+	}
+	/* Trailers are not relayed: the last chunk ends the body. */
+	if (kind == HTTP_BODY_CHUNKED && ssl_write_all(to->ssl, "0\r\n\r\n", 5))
+		goto out;
+	ret = 0;
+out:
+	sbuf_free(&tmp);
+	return ret;
+}
+
+/* ---- responses ---- */
+
+/* Read a response head from the upstream. > 0 head length, 0 EOF before any byte, -1. */
+static int read_response_head(struct session *ss, struct http_response *rs)
+{
+	size_t scan = 0;
+
+	for (;;) {
+		int r = ss->u.len ? http_parse_response(ss->u.buf, ss->u.len, &scan, rs) : 0;
+
+		if (r != 0)
+			return r > 0 ? r : -1;
+		r = side_fill(&ss->u);
+		if (r <= 0)
+			return r == 0 && !ss->u.len ? 0 : -1;
+	}
+}
+
+static bool compressed(const struct http_response *rs)
+{
+	size_t from = 0;
+	const struct http_header *h;
+
+	while ((h = http_header_find(rs->headers, rs->nheaders, "content-encoding", &from)))
+		if (h->value.len && !http_span_eq(h->value, "identity"))
+			return true;
+	return false;
+}
+
+/* The response head for the jail: hop-by-hop fields dropped, framing re-added, values
+ * redacted. */
+static void build_response_head(const struct http_response *rs, enum http_body kind,
+				bool close_after, struct sbuf *out)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "HTTP/1.1 %03d ", rs->status);
+	sbuf_adds(out, line);
+	sbuf_add(out, rs->reason.p, rs->reason.len);
+	sbuf_add(out, "\r\n", 2);
+	for (size_t i = 0; i < rs->nheaders; i++) {
+		const struct http_header *h = &rs->headers[i];
+
+		if (http_is_hop_header(h->name))
+			continue;
+		sbuf_add(out, h->name.p, h->name.len);
+		sbuf_add(out, ": ", 2);
+		sbuf_add(out, h->value.p, h->value.len);
+		sbuf_add(out, "\r\n", 2);
+	}
+	if (kind == HTTP_BODY_CHUNKED)
+		sbuf_adds(out, "Transfer-Encoding: chunked\r\n");
+	if (close_after)
+		sbuf_adds(out, "Connection: close\r\n");
+	sbuf_add(out, "\r\n", 2);
+	secrets_redact_buf(out->v, out->n);
+}
+
+/*
+ * Relay the upstream's answer. Interim 1xx answers are forwarded; with stop_at_100 a 100
+ * Continue returns 1 (the caller then sends the body). Otherwise 0 with *keep telling
+ * whether the connection may carry another request, or -1 (with why) on failure.
+ */
+static int relay_response(struct session *ss, const struct http_request *rq, bool stop_at_100,
+			  bool *keep, char *why, size_t whysz)
+{
+	struct http_response *rs = xmalloc(sizeof(*rs));
+	struct sbuf head = {0};
+	struct redact_stream red;
+	enum http_body kind;
+	uint64_t len = 0;
+	int ret = -1, hl;
+
+	for (;;) {
+		hl = read_response_head(ss, rs);
+		if (hl <= 0) {
+			snprintf(why, whysz, "upstream %s sent %s", ss->t->host,
+				 hl == 0 ? "no response" : "a malformed response");
+			goto out;
+		}
+		if (rs->status >= 200 || rs->status == 101)
+			break;
+		head.n = 0;
+		build_response_head(rs, HTTP_BODY_NONE, false, &head);
+		side_consume(&ss->u, (size_t)hl);
+		if (ssl_write_all(ss->c.ssl, head.v, head.n) < 0) {
+			snprintf(why, whysz, "client went away");
+			goto out;
+		}
+		if (stop_at_100 && rs->status == 100) {
+			ret = 1;
+			goto out;
+		}
+	}
+	if (rs->status == 101 || http_response_body(rs, rq->method, &kind, &len) < 0 ||
+	    kind == HTTP_BODY_TUNNEL) {
+		snprintf(why, whysz, "upstream %s sent a response that cannot be relayed",
+			 ss->t->host);
+		goto out;
+	}
+	*keep = *keep && http_response_keepalive(rs) && kind != HTTP_BODY_CLOSE;
+	head.n = 0;
+	build_response_head(rs, kind, !*keep, &head);
+	side_consume(&ss->u, (size_t)hl);
+	if (ssl_write_all(ss->c.ssl, head.v, head.n) < 0) {
+		snprintf(why, whysz, "client went away");
+		goto out;
+	}
+	secrets_redact_init(&red);
+	ret = kind == HTTP_BODY_NONE ? 0
+				     : relay_body(ss, &ss->u, &ss->c, kind, len,
+						  compressed(rs) ? NULL : &red, NULL);
+	secrets_redact_free(&red);
+	if (ret < 0) {
+		snprintf(why, whysz, "relaying the response body of %s failed", ss->t->host);
+		*keep = false;
+		ret = 0; /* the head went out: no error response is possible any more */
+	}
+	ss->served++;
+out:
+	sbuf_free(&head);
+	free(rs);
+	return ret;
+}
+
+/* ---- one request ---- */
+
+static void set_path(struct session *ss, struct http_span path)
+{
+	const char *q = memchr(path.p, '?', path.len);
+	size_t n = q ? (size_t)(q - path.p) : path.len;
+
+	if (n >= sizeof(ss->path))
+		n = sizeof(ss->path) - 1;
+	memcpy(ss->path, path.p, n);
+	ss->path[n] = '\0';
+	if (!n)
+		snprintf(ss->path, sizeof(ss->path), "/");
+}
+
+/* Serve one request whose head is rq (hl bytes at the start of the client buffer).
+ * Returns true when the connection carries on. */
+static bool serve_request(struct session *ss, const struct http_request *rq, size_t hl)
+{
+	const struct policy *p = ss->p;
+	char why[WHY_MAX], hostbuf[256];
+	struct http_span path = rq->target;
+	const struct http_header *hh;
+	struct sbuf head = {0};
+	struct body_scan bs = {0};
+	enum http_body kind;
+	uint64_t blen = 0, used = 0;
+	size_t from = 0;
+	const char *hit;
+	bool keep, expect;
+	int ret, port;
+
+	snprintf(ss->method, sizeof(ss->method), "%.*s", (int)rq->method.len, rq->method.p);
+	ss->path[0] = '\0';
+	if (path.len && path.p[0] != '/') {
+		if (http_parse_absolute_uri(rq->target, "https", 443, hostbuf, sizeof(hostbuf),
+					    &port, &path) < 0 ||
+		    strcasecmp(hostbuf, ss->t->host) || port != ss->t->port) {
+			set_path(ss, rq->target);
+			snprintf(why, sizeof(why), "request target is not on %s", ss->t->host);
+			goto misdirected;
+		}
+	}
+	set_path(ss, path);
+
+	/* Exactly one Host, naming the CONNECT target: no domain fronting. */
+	hh = http_header_find(rq->headers, rq->nheaders, "host", &from);
+	if (!hh || http_header_find(rq->headers, rq->nheaders, "host", &from) ||
+	    !authority_matches(ss, hh->value.p, hh->value.len)) {
+		snprintf(why, sizeof(why), "Host %.*s does not match the CONNECT target %s",
+			 hh ? (int)(hh->value.len > 200 ? 200 : hh->value.len) : 6,
+			 hh ? hh->value.p : "(none)", ss->t->host);
+		goto misdirected;
+	}
+
+	/* The exfiltration guard reads the head as the jail sent it. */
+	hit = secrets_exfil_scan(p, ss->t->host, ss->c.buf, hl);
+	if (hit) {
+		snprintf(why, sizeof(why), "placeholder of secret %s sent to %s, where it is not bound",
+			 hit, ss->t->host);
+		send_error(ss, 403, why);
+		audit_ev(ss, AUDIT_EXFIL, 403, why, hit, NULL);
+		return false;
+	}
+
+	if (http_request_body(rq, &kind, &blen) < 0) {
+		send_error(ss, 400, "request body framing refused (Content-Length/Transfer-Encoding)");
+		audit_ev(ss, AUDIT_ERROR, 400, "request body framing refused", NULL, NULL);
+		return false;
+	}
+	keep = http_request_keepalive(rq);
+	from = 0;
+	hh = http_header_find(rq->headers, rq->nheaders, "expect", &from);
+	expect = hh && http_span_eq(hh->value, "100-continue") && kind != HTTP_BODY_NONE;
+	/* Sized up front so that no realloc leaves a copy of a value behind in the heap. */
+	vec_grow((void **)&head.v, &head.cap, 2 * hl + 16384, 1);
+	build_head(ss, rq, path, kind, !keep, &head, &used);
+
+	/* Method and path rules of every secret this request would carry. */
+	for (size_t i = 0; i < p->secrets.n; i++) {
+		const struct secret_rule *s = &p->secrets.v[i];
+		const char *q = memchr(path.p, '?', path.len);
+		size_t pl = q ? (size_t)(q - path.p) : path.len;
+
+		if (!(used & (1ULL << i)) ||
+		    !rule_refuses(s, rq->method, path.p, pl, why, sizeof(why)))
+			continue;
+		sbuf_free(&head);
+		send_error(ss, 403, why);
+		audit_ev(ss, AUDIT_DENY, 403, why, s->name, s->origin);
+		return false;
+	}
+
+	if (ss->u.ssl && upstream_stale(ss))
+		upstream_close(ss);
+	if (!ss->u.ssl && upstream_open(ss, why, sizeof(why)) < 0) {
+		sbuf_free(&head);
+		send_error(ss, 502, why);
+		audit_ev(ss, AUDIT_ERROR, 502, why, NULL, NULL);
+		return false;
+	}
+	side_consume(&ss->c, hl);
+	ret = ssl_write_all(ss->u.ssl, head.v, head.n);
+	sbuf_free(&head); /* wipes the values */
+	if (ret < 0) {
+		snprintf(why, sizeof(why), "upstream %s closed the connection", ss->t->host);
+		goto bad_gateway;
+	}
+	for (size_t i = 0; i < p->secrets.n; i++)
+		if (used & (1ULL << i))
+			audit_ev(ss, AUDIT_INJECT, 0, "secret injected", p->secrets.v[i].name,
+				 p->secrets.v[i].origin);
+
+	if (expect) {
+		ret = relay_response(ss, rq, true, &keep, why, sizeof(why));
+		if (ret < 0)
+			goto bad_gateway;
+		if (ret == 0) /* a final answer instead of 100: the body was never sent */
+			return false;
+	}
+	if (kind != HTTP_BODY_NONE) {
+		ret = relay_body(ss, &ss->c, &ss->u, kind, blen, NULL, &bs);
+		if (ret == -2) {
+			snprintf(why, sizeof(why),
+				 "placeholder of secret %s sent to %s, where it is not bound", bs.hit,
+				 ss->t->host);
+			send_error(ss, 403, why);
+			audit_ev(ss, AUDIT_EXFIL, 403, why, bs.hit, NULL);
+			sbuf_free(&bs.tail);
+			upstream_close(ss);
+			return false;
+		}
+		sbuf_free(&bs.tail);
+		if (ret < 0) {
+			snprintf(why, sizeof(why), "relaying the request body to %s failed",
+				 ss->t->host);
+			goto bad_gateway;
+		}
+	}
+	if (relay_response(ss, rq, false, &keep, why, sizeof(why)) < 0)
+		goto bad_gateway;
+	return keep;
+
+misdirected:
+	send_error(ss, 421, why);
+	audit_ev(ss, AUDIT_DENY, 421, why, NULL, NULL);
+	return false;
+bad_gateway:
+	send_error(ss, 502, why);
+	audit_ev(ss, AUDIT_ERROR, 502, why, NULL, NULL);
+	return false;
+}
+
+/* Read the next request head. > 0 its length, 0 clean end, < 0 an HTTP status to send. */
+static int read_request_head(struct session *ss, struct http_request *rq)
+{
+	size_t scan = 0;
+
+	for (;;) {
+		int r = ss->c.len ? http_parse_request(ss->c.buf, ss->c.len, &scan, rq) : 0;
+
+		if (r > 0)
+			return r;
+		if (r < 0)
+			return r;
+		if (ss->c.len >= HTTP_MAX_HEAD)
+			return -431;
+		r = side_fill(&ss->c);
+		if (r <= 0)
+			return ss->c.len ? -400 : 0;
+	}
+}
+
+void intercept_session(int client_fd, const struct intercept_target *t, const struct policy *p)
+{
+	struct session ss = {.t = t, .p = p, .c = {.fd = client_fd}, .u = {.fd = -1}};
+	struct http_request *rq = xmalloc(sizeof(*rq));
+	char why[WHY_MAX];
+
+	clock_gettime(CLOCK_MONOTONIC, &ss.start);
+	for (size_t i = 0; i < p->secrets.n; i++)
+		ss.unbound_any |= !secrets_rule_bound(&p->secrets.v[i], t->host);
+	set_timeouts(client_fd, IO_TIMEOUT_S);
+	ss.c.ssl = tls_accept_client(client_fd, t->host, why, sizeof(why));
+	if (!ss.c.ssl) {
+		audit_ev(&ss, strstr(why, "SNI") ? AUDIT_DENY : AUDIT_ERROR, 0, why, NULL, NULL);
+		free(rq);
+		return;
+	}
+	ss.c.buf = xmalloc(BUF_CAP);
+	ss.u.buf = xmalloc(BUF_CAP);
+	for (;;) {
+		int r = read_request_head(&ss, rq);
+
+		if (r == 0)
+			break;
+		if (r < 0) {
+			ss.method[0] = '\0';
+			snprintf(why, sizeof(why), "malformed request (%s)",
+				 r == -431 ? "head too large" : r == -505 ? "not HTTP/1.x" : "parse");
+			send_error(&ss, -r, why);
+			audit_ev(&ss, AUDIT_ERROR, -r, why, NULL, NULL);
+			break;
+		}
+		if (!serve_request(&ss, rq, (size_t)r))
+			break;
+	}
+	upstream_close(&ss);
+	tls_close(ss.c.ssl);
+	wipe(ss.c.buf, BUF_CAP);
+	wipe(ss.u.buf, BUF_CAP);
+	free(ss.c.buf);
+	free(ss.u.buf);
+	free(rq);
+}
