@@ -1,4 +1,4 @@
-/* profiles.h - the built-in profiles, embedded from profiles/*.ini at build time */
+/* profiles.h - the built-in profiles, embedded from profiles/NAME.ini at build time */
 #ifndef AGENTJAIL_PROFILES_H
 #define AGENTJAIL_PROFILES_H
 

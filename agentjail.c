@@ -1,0 +1,717 @@
+/*
+ * agentjail.c - the CLI and the monitor: parse flags into a policy, start the proxy, build
+ * the jail, forward signals, and exit with the command's status.
+ *
+ * Exit status: the command's; 128+N if it died of signal N; 125 when agentjail could not
+ * build the jail; 126 not executable; 127 not found.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <openssl/opensslv.h>
+#include <seccomp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "jail.h"
+#include "policy.h"
+#include "proxy.h"
+
+extern char **environ;
+
+static volatile sig_atomic_t init_pid;
+
+/* Host variables that may enter the jail unasked: none of them carries a credential. */
+static const char *const env_allow[] = {
+	"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "COLORTERM",
+	"NO_COLOR", "FORCE_COLOR", "CLICOLOR", "COLUMNS", "LINES", "EDITOR", "VISUAL", "PAGER",
+	"CI", NULL,
+};
+
+/* Variables naming the CA bundle: those that replace the trust set get the combined bundle. */
+static const char *const ca_replace_vars[] = {
+	"SSL_CERT_FILE",     "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",   "GIT_SSL_CAINFO",
+	"CARGO_HTTP_CAINFO", "PIP_CERT",           "AWS_CA_BUNDLE",    "NPM_CONFIG_CAFILE",
+	"npm_config_cafile", "HEX_CACERTS_PATH",   "BUNDLE_SSL_CA_CERT", NULL,
+};
+static const char *const ca_extra_vars[] = { "NODE_EXTRA_CA_CERTS", "DENO_CERT", NULL };
+#define CA_BUNDLE "/etc/agentjail/ca-bundle.pem"
+#define CA_RUN	  "/etc/agentjail/run-ca.pem"
+
+enum {
+	OPT_RO = 256,
+	OPT_RW,
+	OPT_HIDE,
+	OPT_OVERLAY,
+	OPT_ENV,
+	OPT_NET,
+	OPT_ALLOW,
+	OPT_DENY,
+	OPT_ADD_HOST,
+	OPT_SECRET,
+	OPT_UPSTREAM_CA,
+	OPT_LOG,
+	OPT_PROFILE,
+	OPT_TRUST,
+};
+
+static const struct option long_opts[] = {
+	{ "workspace", required_argument, NULL, 'C' },
+	{ "profile", required_argument, NULL, OPT_PROFILE },
+	{ "ro", required_argument, NULL, OPT_RO },
+	{ "rw", required_argument, NULL, OPT_RW },
+	{ "hide", required_argument, NULL, OPT_HIDE },
+	{ "overlay", required_argument, NULL, OPT_OVERLAY },
+	{ "env", required_argument, NULL, OPT_ENV },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "allow", required_argument, NULL, OPT_ALLOW },
+	{ "deny", required_argument, NULL, OPT_DENY },
+	{ "add-host", required_argument, NULL, OPT_ADD_HOST },
+	{ "secret", required_argument, NULL, OPT_SECRET },
+	{ "upstream-ca", required_argument, NULL, OPT_UPSTREAM_CA },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "trust-workspace", no_argument, NULL, OPT_TRUST },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void usage(FILE *out)
+{
+	fputs("Usage: agentjail [OPTION]... [--] COMMAND [ARG]...\n"
+	      "       agentjail check | profiles | explain [OPTION]... [-- COMMAND...]\n"
+	      "Run COMMAND in a throw-away jail that sees only the workspace and reaches the\n"
+	      "network only through agentjail's proxy, which holds the real credentials.\n"
+	      "\n"
+	      "  -C, --workspace DIR   the workspace, bound read-write (default: current dir)\n"
+	      "      --profile NAME    a built-in or user profile, or an .ini file\n"
+	      "      --ro PATH         bind PATH read-only      --rw PATH   read-write\n"
+	      "      --hide PATH       hide PATH under an empty, read-only mount\n"
+	      "      --overlay PATH    PATH with throw-away writes (caches)\n"
+	      "      --env NAME[=VAL]  pass NAME from the host, or set it\n"
+	      "      --net MODE        none (offline) or proxy\n"
+	      "      --allow HOST[:PORT]   let the proxy reach HOST (*.example.com: subdomains)\n"
+	      "      --deny HOST[:PORT]    refuse HOST (deny wins)\n"
+	      "      --add-host NAME=ADDR  resolve NAME to ADDR in the proxy\n"
+	      "      --secret NAME@HOST[,HOST]  inject $NAME on requests to HOST only\n"
+	      "      --upstream-ca FILE    also trust FILE for upstream TLS\n"
+	      "      --log FILE        JSON-lines audit log of every proxy decision\n"
+	      "      --trust-workspace let the workspace's .agentjail.ini widen the jail\n"
+	      "  -q, --quiet           no summary line on exit\n"
+	      "  -h, --help            this help    -V, --version   version and libraries\n"
+	      "\n"
+	      "Exit status: COMMAND's; 128+N if it died of signal N; 125 if the jail could not\n"
+	      "be built; 126 not executable; 127 not found.  See agentjail(1).\n",
+	      out);
+}
+
+static void version(void)
+{
+	const struct scmp_version *sv = seccomp_version();
+
+	printf("agentjail %s\n", AGENTJAIL_VERSION);
+	printf("built with %s, libseccomp %u.%u.%u, libcap, inih\n", OPENSSL_VERSION_TEXT,
+	       sv ? sv->major : 0, sv ? sv->minor : 0, sv ? sv->micro : 0);
+}
+
+/* A flag as given, applied after the profiles so that flags win. */
+struct flag {
+	int opt;
+	const char *arg;
+};
+
+struct cli {
+	const char *workspace;
+	const char *profile;
+	bool net_set;
+	enum net_mode net;
+	VEC(struct flag) flags;
+};
+
+static void parse_args(int argc, char **argv, struct cli *c, int *optind_out)
+{
+	int o;
+
+	/* '+': stop at the first non-option, so the command's own flags stay its own. */
+	while ((o = getopt_long(argc, argv, "+C:qhV", long_opts, NULL)) != -1) {
+		switch (o) {
+		case 'C':
+			c->workspace = optarg;
+			break;
+		case OPT_PROFILE:
+			c->profile = optarg;
+			break;
+		case OPT_NET:
+			if (!strcmp(optarg, "none"))
+				c->net = NET_NONE;
+			else if (!strcmp(optarg, "proxy"))
+				c->net = NET_PROXY;
+			else
+				die("--net %s: expected 'none' or 'proxy'", optarg);
+			c->net_set = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			version();
+			exit(0);
+		case '?':
+			fprintf(stderr, "Try 'agentjail --help'.\n");
+			exit(EXIT_JAIL_FAILED);
+		default: {
+			struct flag *f = VEC_PUSH(c->flags);
+
+			f->opt = o;
+			f->arg = optarg;
+		}
+		}
+	}
+	*optind_out = optind;
+}
+
+static void apply_flag(struct policy *p, const struct flag *f)
+{
+	const char *err = NULL;
+	const char *name = "";
+	int rc = 0;
+
+	switch (f->opt) {
+	case OPT_RO:
+		name = "--ro";
+		rc = policy_add_mount(p, f->arg, MOUNT_RO, false, name, &err);
+		break;
+	case OPT_RW:
+		name = "--rw";
+		rc = policy_add_mount(p, f->arg, MOUNT_RW, false, name, &err);
+		break;
+	case OPT_HIDE:
+		name = "--hide";
+		rc = policy_add_mount(p, f->arg, MOUNT_HIDE, false, name, &err);
+		break;
+	case OPT_OVERLAY:
+		name = "--overlay";
+		rc = policy_add_mount(p, f->arg, MOUNT_OVERLAY, false, name, &err);
+		break;
+	case OPT_ENV:
+		name = "--env";
+		rc = policy_add_env(p, f->arg, name, &err);
+		break;
+	case OPT_ALLOW:
+		name = "--allow";
+		rc = policy_add_host(p, f->arg, false, name, &err);
+		break;
+	case OPT_DENY:
+		name = "--deny";
+		rc = policy_add_host(p, f->arg, true, name, &err);
+		break;
+	case OPT_ADD_HOST:
+		name = "--add-host";
+		rc = policy_add_host_map(p, f->arg, name, &err);
+		break;
+	case OPT_SECRET:
+		name = "--secret";
+		rc = policy_add_secret(p, f->arg, name, &err);
+		break;
+	case OPT_UPSTREAM_CA:
+		name = "--upstream-ca";
+		if (access(f->arg, R_OK))
+			die("--upstream-ca %s: %s", f->arg, strerror(errno));
+		p->upstream_ca = xstrdup(f->arg);
+		break;
+	case OPT_LOG:
+		p->log_path = xstrdup(f->arg);
+		break;
+	case OPT_TRUST:
+		p->trust_workspace = true;
+		break;
+	case 'q':
+		p->quiet = true;
+		break;
+	}
+	if (rc)
+		die("%s %s: %s", name, f->arg, err ? err : "invalid");
+}
+
+static bool has_allow(const struct policy *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->hosts.n; i++)
+		if (!p->hosts.v[i].deny)
+			return true;
+	return false;
+}
+
+/* Refuse workspaces that would expose what the jail exists to hide. */
+static char *resolve_workspace(const char *dir)
+{
+	const char *home = getenv("HOME");
+	char *ws = realpath(dir ? dir : ".", NULL);
+	char *rhome;
+	size_t n;
+
+	if (!ws)
+		die("-C %s: %s", dir ? dir : ".", strerror(errno));
+	rhome = home ? realpath(home, NULL) : NULL;
+	if (!strcmp(ws, "/"))
+		die("the workspace is /: run agentjail from a project directory or pass -C DIR");
+	if (rhome) {
+		n = strlen(ws);
+		if (!strncmp(rhome, ws, n) && (rhome[n] == '/' || rhome[n] == '\0'))
+			die("the workspace %s contains your home directory (~/.ssh, ~/.aws, ...): "
+			    "run agentjail from a project directory or pass -C DIR",
+			    ws);
+	}
+	free(rhome);
+	return ws;
+}
+
+static bool is_system_path(const char *dir)
+{
+	size_t i, n;
+
+	for (i = 0; jail_system_dirs[i]; i++) {
+		n = strlen(jail_system_dirs[i]);
+		if (!strncmp(dir, jail_system_dirs[i], n) && (dir[n] == '/' || dir[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/* The directory of the command as PATH finds it, when it lives outside the system dirs. */
+static char *command_dir(const char *cmd, const char *ws)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX], *real, *slash;
+	size_t wl = strlen(ws);
+
+	if (strchr(cmd, '/')) {
+		snprintf(buf, sizeof(buf), "%s", cmd);
+	} else {
+		const char *p = path ? path : "/usr/bin:/bin";
+		bool found = false;
+
+		while (*p && !found) {
+			size_t len = strcspn(p, ":");
+
+			if (len && snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, p, cmd) <
+					   (int)sizeof(buf))
+				found = access(buf, X_OK) == 0;
+			p += len + (p[len] == ':');
+		}
+		if (!found)
+			return NULL;
+	}
+	real = realpath(buf, NULL);
+	if (!real)
+		return NULL;
+	slash = strrchr(real, '/');
+	*slash = '\0';
+	if (!real[0] || is_system_path(real) || (!strncmp(real, ws, wl) && (real[wl] == '/' ||
+									      real[wl] == '\0'))) {
+		free(real);
+		return NULL;
+	}
+	return real;
+}
+
+/*
+ * Paths inside the workspace that run later *outside* the jail: git hooks and config
+ * (a planted hook runs unjailed on the next commit), the hooks directory core.hooksPath
+ * names, .gitmodules, and editor task files. They are bound read-only over themselves.
+ */
+static void protect_path(struct policy *p, const char *ws, const char *rel, bool mkdir_ok)
+{
+	char *path = xasprintf("%s/%s", ws, rel);
+	const char *err;
+	struct stat st;
+
+	if (lstat(path, &st) && errno == ENOENT && mkdir_ok)
+		(void)mkdir(path, 0755);
+	if (!lstat(path, &st) && !S_ISLNK(st.st_mode)) {
+		if (policy_add_mount(p, path, MOUNT_RO, true, "protected", &err))
+			die("cannot protect %s: %s", path, err);
+	} else if (!lstat(path, &st)) {
+		/* A symlink: protect what it points to if that is inside the workspace. */
+		char *real = realpath(path, NULL);
+		size_t wl = strlen(ws);
+
+		if (real && !strncmp(real, ws, wl) && real[wl] == '/' &&
+		    policy_add_mount(p, real, MOUNT_RO, true, "protected", &err))
+			die("cannot protect %s: %s", real, err);
+		free(real);
+	}
+	free(path);
+}
+
+/* core.hooksPath from .git/config, when set to a path inside the workspace. */
+static void protect_hooks_path(struct policy *p, const char *ws, const char *gitdir)
+{
+	char *cfg = xasprintf("%s/config", gitdir);
+	FILE *f = fopen(cfg, "re");
+	char line[1024];
+	bool core = false;
+
+	free(cfg);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *s = line + strspn(line, " \t"), *v;
+
+		if (*s == '[') {
+			core = !strncasecmp(s, "[core]", 6);
+			continue;
+		}
+		if (!core || strncasecmp(s, "hookspath", 9))
+			continue;
+		v = strchr(s, '=');
+		if (!v)
+			continue;
+		v += 1 + strspn(v + 1, " \t\"");
+		v[strcspn(v, "\"\r\n")] = '\0';
+		while (*v && strchr(" \t", v[strlen(v) - 1]))
+			v[strlen(v) - 1] = '\0';
+		if (*v && *v != '/' && *v != '~')
+			protect_path(p, ws, v, false);
+		else if (*v == '/' && !strncmp(v, ws, strlen(ws)) && v[strlen(ws)] == '/')
+			protect_path(p, ws, v + strlen(ws) + 1, false);
+	}
+	fclose(f);
+}
+
+static void protect_workspace(struct policy *p, const char *ws)
+{
+	char *git = xasprintf("%s/.git", ws);
+	struct stat st;
+
+	if (!lstat(git, &st) && S_ISDIR(st.st_mode)) {
+		protect_path(p, ws, ".git/hooks", true);
+		protect_path(p, ws, ".git/config", false);
+		protect_path(p, ws, ".git/info", false);
+		protect_hooks_path(p, ws, git);
+	} else if (!lstat(git, &st) && S_ISREG(st.st_mode)) {
+		/* A linked worktree: ".git" names the real git dir, outside the workspace. Bind
+		 * the common dir so git works, with its hooks and config read-only. */
+		char line[PATH_MAX + 16];
+		FILE *f = fopen(git, "re");
+		const char *err;
+
+		if (f && fgets(line, sizeof(line), f) && !strncmp(line, "gitdir: ", 8)) {
+			char *gd = line + 8, *common;
+
+			gd[strcspn(gd, "\r\n")] = '\0';
+			common = realpath(gd, NULL);
+			if (common) {
+				char *w = strstr(common, "/worktrees/");
+
+				if (w)
+					*w = '\0';
+				if (policy_add_mount(p, common, MOUNT_RW, true, "worktree", &err))
+					die("cannot bind %s: %s", common, err);
+				protect_path(p, "", common + 1, false);
+				{
+					char *h = xasprintf("%s/hooks", common + 1);
+					char *c = xasprintf("%s/config", common + 1);
+
+					protect_path(p, "", h, true);
+					protect_path(p, "", c, false);
+					free(h);
+					free(c);
+				}
+				protect_hooks_path(p, ws, common);
+				free(common);
+			}
+		}
+		if (f)
+			fclose(f);
+	}
+	protect_path(p, ws, ".gitmodules", false);
+	protect_path(p, ws, ".vscode", false);
+	protect_path(p, ws, ".idea", false);
+	free(git);
+}
+
+/* ---- the command's environment ------------------------------------------------------- */
+
+struct strvec {
+	char **v;
+	size_t n, cap;
+};
+
+static void env_set(struct strvec *e, const char *name, const char *value)
+{
+	size_t n = strlen(name), i;
+	char *kv = xasprintf("%s=%s", name, value);
+
+	for (i = 0; i < e->n; i++)
+		if (!strncmp(e->v[i], name, n) && e->v[i][n] == '=') {
+			free(e->v[i]);
+			e->v[i] = kv;
+			return;
+		}
+	*VEC_PUSH(*e) = kv;
+}
+
+static bool env_allowed(const char *kv)
+{
+	size_t i, n = strcspn(kv, "=");
+
+	if (!strncmp(kv, "LC_", 3))
+		return true;
+	for (i = 0; env_allow[i]; i++)
+		if (strlen(env_allow[i]) == n && !strncmp(kv, env_allow[i], n))
+			return true;
+	return false;
+}
+
+static char **build_env(const struct policy *p, const struct proxy *px)
+{
+	struct strvec e = { 0 };
+	char **h, url[64];
+	size_t i;
+
+	for (h = environ; h && *h; h++)
+		if (env_allowed(*h))
+			*VEC_PUSH(e) = xstrdup(*h);
+	env_set(&e, "TMPDIR", "/tmp");
+	for (i = 0; i < p->env.n; i++) {
+		const struct env_rule *r = &p->env.v[i];
+		const char *v = r->value ? r->value : getenv(r->name);
+
+		if (v)
+			env_set(&e, r->name, v);
+	}
+	if (p->net == NET_PROXY) {
+		static const char *const vars[] = { "HTTP_PROXY",	"HTTPS_PROXY",
+						    "http_proxy",	"https_proxy",
+						    "ALL_PROXY",	"all_proxy",
+						    "npm_config_proxy", "npm_config_https_proxy",
+						    NULL };
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d", PROXY_PORT);
+		for (i = 0; vars[i]; i++)
+			env_set(&e, vars[i], url);
+		env_set(&e, "NO_PROXY", "localhost,127.0.0.1,::1");
+		env_set(&e, "no_proxy", "localhost,127.0.0.1,::1");
+		env_set(&e, "NODE_USE_ENV_PROXY", "1");
+	}
+	if (px && px->ca_pem) {
+		for (i = 0; ca_replace_vars[i]; i++)
+			env_set(&e, ca_replace_vars[i], CA_BUNDLE);
+		for (i = 0; ca_extra_vars[i]; i++)
+			env_set(&e, ca_extra_vars[i], CA_RUN);
+	}
+	for (i = 0; i < p->secrets.n; i++)
+		if (p->secrets.v[i].placeholder)
+			env_set(&e, p->secrets.v[i].name, p->secrets.v[i].placeholder);
+	*VEC_PUSH(e) = NULL;
+	return e.v;
+}
+
+/*
+ * The proxy has read the secret values; none may stay in this process's memory, where
+ * the jail's init (a copy of it) would carry them. Overwrite them in the environment
+ * block itself: unsetenv() alone would leave the bytes where /proc/PID/environ reads.
+ */
+static void wipe_secret_env(const struct policy *p)
+{
+	char **e;
+	size_t i;
+
+	for (i = 0; i < p->secrets.n; i++) {
+		const struct secret_rule *s = &p->secrets.v[i];
+		const char *var = s->source == SECRET_ENV && s->source_arg ? s->source_arg
+									     : s->name;
+		size_t n = strlen(var);
+
+		for (e = environ; e && *e; e++)
+			if (!strncmp(*e, var, n) && (*e)[n] == '=')
+				wipe(*e + n + 1, strlen(*e + n + 1));
+	}
+}
+
+/* ---- signals ------------------------------------------------------------------------- */
+
+static const int fwd_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGUSR1, SIGUSR2 };
+
+static void forward(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	/* A signal the terminal sent (Ctrl-C) already reached the command's process group. */
+	if (si && si->si_code == SI_KERNEL && isatty(STDIN_FILENO))
+		return;
+	if (init_pid > 0)
+		kill(init_pid, sig);
+}
+
+static void install_forwarding(void)
+{
+	struct sigaction sa = { .sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART };
+	size_t i;
+
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(fwd_signals) / sizeof(fwd_signals[0]); i++)
+		sigaction(fwd_signals[i], &sa, NULL);
+}
+
+static int status_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return EXIT_JAIL_FAILED;
+}
+
+/* ---- subcommands --------------------------------------------------------------------- */
+
+static int cmd_check(void)
+{
+	char why[1024];
+	int rc = jail_diagnose(why, sizeof(why));
+
+	if (rc) {
+		msg("cannot build a jail here: %s", why);
+		return 1;
+	}
+	printf("agentjail: %s (user, mount, pid, net, ipc, uts, cgroup namespaces; seccomp)\n",
+	       why);
+	return 0;
+}
+
+static void build_policy(struct policy *p, struct cli *c, char **argv)
+{
+	size_t i;
+
+	policy_init(p);
+	p->workspace = resolve_workspace(c->workspace);
+	p->argv = argv;
+	policy_load_profiles(p, c->profile);
+	for (i = 0; i < c->flags.n; i++)
+		apply_flag(p, &c->flags.v[i]);
+	/* Network: --net decides; otherwise the proxy runs when anything may pass it. */
+	if (c->net_set) {
+		p->net = c->net;
+		snprintf(p->net_origin, sizeof(p->net_origin), "--net");
+	} else if (p->net == NET_NONE && (has_allow(p) || p->secrets.n)) {
+		p->net = NET_PROXY;
+		snprintf(p->net_origin, sizeof(p->net_origin), "%s",
+			 has_allow(p) ? "--allow" : "--secret");
+	}
+	if (p->net == NET_NONE && p->secrets.n)
+		die("--net none: the jail is offline, so secrets cannot be used; drop --secret "
+		    "or use --net proxy");
+}
+
+static int run(struct policy *p)
+{
+	struct proxy px = { .pid = -1, .ctl = -1 };
+	struct jail j = { .p = p, .proxy_ctl = -1 };
+	int ready[2], alive[2], status, code;
+	char why[1024], byte;
+	sigset_t all, old;
+	ssize_t n;
+	pid_t pid;
+
+	if (!p->argv || !p->argv[0])
+		die("no command given; try 'agentjail --help'");
+	if (getuid() != geteuid())
+		die("refusing to run setuid: agentjail needs no privilege");
+	protect_workspace(p, p->workspace);
+	if (policy_add_mount(p, p->workspace, MOUNT_RW, false, "workspace", &(const char *){ 0 }))
+		die("cannot bind the workspace %s", p->workspace);
+	j.exe_dir = command_dir(p->argv[0], p->workspace);
+	j.uid = getuid();
+	{
+		struct passwd *pw = getpwuid(j.uid);
+
+		j.user = pw ? xstrdup(pw->pw_name) : NULL;
+	}
+	j.gid = getgid();
+
+	if (p->net == NET_PROXY) {
+		if (proxy_start(p, &px))
+			exit(EXIT_JAIL_FAILED);
+		j.proxy_ctl = px.ctl;
+		j.ca_pem = px.ca_pem;
+		j.ca_pem_len = px.ca_pem_len;
+	}
+	wipe_secret_env(p);
+	j.envp = build_env(p, &px);
+
+	if (pipe2(ready, O_CLOEXEC) || pipe2(alive, O_CLOEXEC))
+		die_errno("pipe");
+	j.ready_fd = ready[1];
+	j.alive_fd = alive[0];
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	install_forwarding();
+	pid = jail_spawn(&j);
+	if (pid < 0) {
+		int e = errno;
+
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (px.pid > 0)
+			proxy_stop(&px);
+		if (jail_diagnose(why, sizeof(why)))
+			die("cannot build the jail: %s", why);
+		errno = e;
+		die_errno("cannot create the jail's namespaces");
+	}
+	init_pid = pid;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(ready[1]);
+	close(alive[0]);
+	if (px.ctl >= 0)
+		close(px.ctl);
+
+	do
+		n = read(ready[0], &byte, 1);
+	while (n < 0 && errno == EINTR);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die_errno("waitpid");
+	code = status_code(status);
+	if (n != 1) {
+		/* init failed before the command ran; it said why on stderr. */
+		if (jail_diagnose(why, sizeof(why)))
+			msg("%s", why);
+		code = EXIT_JAIL_FAILED;
+	}
+	if (px.pid > 0)
+		proxy_stop(&px);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c = { .net = NET_NONE };
+	struct policy p;
+	int first;
+
+	if (argc > 1 && !strcmp(argv[1], "check"))
+		return cmd_check();
+	if (argc > 1 && !strcmp(argv[1], "profiles")) {
+		policy_list_profiles(stdout);
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "explain")) {
+		parse_args(argc - 1, argv + 1, &c, &first);
+		build_policy(&p, &c, argv + 1 + first);
+		policy_explain(stdout, &p);
+		return 0;
+	}
+	parse_args(argc, argv, &c, &first);
+	build_policy(&p, &c, argv + first);
+	return run(&p);
+}

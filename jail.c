@@ -1,0 +1,1033 @@
+/*
+ * jail.c - namespaces, uid/gid maps, the filesystem view, pivot_root, /dev, /proc, and
+ * init (PID 1), which reaps orphans, forwards signals and runs the command.
+ *
+ * Order inside init, each step fatal on failure (never half a jail):
+ *   maps -> lo up (+ proxy listener) -> hostname -> mounts -> pivot_root -> fork command
+ *   -> command: fds, setsid, caps, no_new_privs, seccomp, exec.
+ *
+ * The filesystem is built the way bubblewrap does it: a tmpfs is mounted over /tmp in the
+ * new mount namespace and made the root with pivot_root, so the host's tree stays
+ * reachable at /oldroot while the jail's root is assembled at /newroot; a second
+ * pivot_root switches to /newroot and the old root is detached. Mount targets are opened
+ * with openat2(RESOLVE_IN_ROOT) relative to /newroot and mounted through /proc/self/fd,
+ * so a symlink planted in the workspace resolves inside the jail, never to the host.
+ */
+#include "jail.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proxy.h"
+#include "seccomp.h"
+
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+struct mount_attr {
+	unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+#define CLONE_NS_ALL                                                                               \
+	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | \
+	 CLONE_NEWCGROUP)
+
+#define OLDROOT "/oldroot"
+#define NEWROOT "/newroot"
+
+const char *const jail_system_dirs[] = { "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+					 "/libx32", NULL };
+
+/* What programs need from /etc; the rest of the host's /etc does not exist inside. */
+static const char *const etc_files[] = {
+	"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "localtime", "timezone",
+	"ssl", "ca-certificates", "ca-certificates.conf", "pki", "crypto-policies", "alternatives",
+	"host.conf", "gai.conf", "protocols", "services", "mime.types", "os-release",
+	"debian_version", "lsb-release", "locale.alias", "locale.conf", "default/locale",
+	"bash.bashrc", "profile", "profile.d", "inputrc", "environment", "magic", "mailcap",
+	"gitconfig", "python3", "python3.11", "perl", "java-17-openjdk", "subversion", "vim",
+	"terminfo", "ld.so.preload", NULL,
+};
+
+/* Bundle paths that tools read for the system trust store (Debian, Fedora, Alpine, SUSE). */
+static const char *const ca_bundle_paths[] = {
+	"/etc/ssl/certs/ca-certificates.crt",
+	"/etc/pki/tls/certs/ca-bundle.crt",
+	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+	"/etc/ssl/cert.pem",
+	"/etc/ssl/ca-bundle.pem",
+	NULL,
+};
+
+static volatile sig_atomic_t child_pid;
+
+/* ---- mount plan ---------------------------------------------------------------------- */
+
+enum op_kind {
+	OP_TMPFS,   /* empty writable tmpfs ($HOME, /tmp) */
+	OP_BIND_RW,
+	OP_BIND_RO,
+	OP_OVERLAY,
+	OP_PROTECT, /* read-only bind of a path over itself inside a writable bind */
+	OP_HIDE,
+};
+
+struct op {
+	const char *path;
+	enum op_kind kind;
+	bool optional;
+	int depth;
+	unsigned mode; /* OP_TMPFS */
+};
+
+static VEC(struct op) plan;
+static int newroot_fd = -1;
+static int overlay_seq;
+
+static int path_depth(const char *p)
+{
+	int d = 0;
+
+	for (; *p; p++)
+		if (*p == '/' && p[1] && p[1] != '/')
+			d++;
+	return d;
+}
+
+static void plan_add(const char *path, enum op_kind kind, bool optional, unsigned mode)
+{
+	struct op *o = VEC_PUSH(plan);
+
+	o->path = path;
+	o->kind = kind;
+	o->optional = optional;
+	o->depth = path_depth(path);
+	o->mode = mode;
+}
+
+/* Parents before children; at one path, tmpfs, then binds, then protect/hide on top. */
+static int op_cmp(const void *a, const void *b)
+{
+	const struct op *x = a, *y = b;
+
+	if (x->depth != y->depth)
+		return x->depth - y->depth;
+	if (x->kind != y->kind)
+		return (int)x->kind - (int)y->kind;
+	return 0;
+}
+
+/* ---- small filesystem helpers ---------------------------------------------------------- */
+
+/* Open path (absolute, as seen inside the jail) under /newroot without leaving it. */
+static int open_in_root(const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (unsigned long long)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+
+	while (*path == '/')
+		path++;
+	if (!*path)
+		path = ".";
+	return (int)syscall(SYS_openat2, newroot_fd, path, &how, sizeof(how));
+}
+
+/*
+ * Create path under /newroot as a directory (or, when file is set, its last component as
+ * an empty file) so it can serve as a mount point. Each component is created relative to
+ * the previous one, which was opened with RESOLVE_IN_ROOT.
+ */
+static int make_mountpoint(const char *path, bool file)
+{
+	char buf[PATH_MAX];
+	char *p, *slash;
+	int fd;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return errno = ENAMETOOLONG, -1;
+	for (p = buf + 1;; p = slash + 1) {
+		bool last;
+
+		slash = strchr(p, '/');
+		last = !slash;
+		if (slash)
+			*slash = '\0';
+		if (last && file) {
+			fd = open_in_root(buf, O_PATH);
+			if (fd < 0) {
+				int dfd;
+				char *base = strrchr(buf, '/');
+
+				*base = '\0';
+				dfd = open_in_root(buf[0] ? buf : "/", O_PATH | O_DIRECTORY);
+				*base = '/';
+				if (dfd < 0)
+					return -1;
+				fd = openat(dfd, base + 1, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+					    0644);
+				close(dfd);
+			}
+		} else {
+			fd = open_in_root(buf, O_PATH | O_DIRECTORY);
+			if (fd < 0 && errno == ENOENT) {
+				char *base = strrchr(buf, '/');
+				int dfd;
+
+				*base = '\0';
+				dfd = open_in_root(buf[0] ? buf : "/", O_PATH | O_DIRECTORY);
+				*base = '/';
+				if (dfd < 0)
+					return -1;
+				if (mkdirat(dfd, base + 1, 0755) && errno != EEXIST) {
+					close(dfd);
+					return -1;
+				}
+				close(dfd);
+				fd = open_in_root(buf, O_PATH | O_DIRECTORY);
+			}
+		}
+		if (fd < 0)
+			return -1;
+		close(fd);
+		if (last)
+			return 0;
+		*slash = '/';
+	}
+}
+
+/* The staging root has no /proc of its own: the host's is reachable under /oldroot. */
+static void fd_path(char *buf, size_t len, int fd)
+{
+	snprintf(buf, len, OLDROOT "/proc/self/fd/%d", fd);
+}
+
+/*
+ * Make the mount at dst (and everything below it) read-only. mount_setattr() does it
+ * recursively in one call; older kernels get a remount of the top mount, which must
+ * repeat the flags the kernel locked on it (nosuid, nodev, noexec) or it fails with EPERM.
+ */
+static int make_readonly(const char *dst)
+{
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+	char p[64];
+	struct statvfs sv;
+	unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
+	int fd = open_in_root(dst, O_PATH), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+			  sizeof(attr));
+	if (rc && errno == ENOSYS) {
+		fd_path(p, sizeof(p), fd);
+		rc = statvfs(p, &sv);
+		if (!rc) {
+			flags |= (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) |
+				 (sv.f_flag & ST_NODEV ? MS_NODEV : 0) |
+				 (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+			rc = mount(NULL, p, NULL, flags, NULL);
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+/* Bind the host's src (seen at /oldroot) to the same path in the jail. */
+static int bind_path(const char *path, bool ro, bool optional)
+{
+	char src[PATH_MAX + sizeof(OLDROOT)], sp[64], dp[64];
+	struct stat st;
+	int sfd, dfd, rc;
+
+	snprintf(src, sizeof(src), OLDROOT "%s", path);
+	sfd = open(src, O_PATH | O_CLOEXEC);
+	if (sfd < 0) {
+		if (optional && errno == ENOENT)
+			return 0;
+		die_errno("cannot bind %s", path);
+	}
+	if (fstat(sfd, &st))
+		die_errno("stat %s", path);
+	if (make_mountpoint(path, !S_ISDIR(st.st_mode)))
+		die_errno("cannot create mount point %s", path);
+	dfd = open_in_root(path, O_PATH);
+	if (dfd < 0)
+		die_errno("cannot open mount point %s", path);
+	fd_path(sp, sizeof(sp), sfd);
+	fd_path(dp, sizeof(dp), dfd);
+	rc = mount(sp, dp, NULL, MS_BIND | MS_REC, NULL);
+	close(sfd);
+	close(dfd);
+	if (rc)
+		die_errno("cannot bind %s", path);
+	if (ro && make_readonly(path))
+		die_errno("cannot make %s read-only", path);
+	return 0;
+}
+
+static void mount_tmpfs_at(const char *path, unsigned mode, uid_t uid, gid_t gid, bool ro)
+{
+	char opts[96], dp[64];
+	int fd;
+
+	if (make_mountpoint(path, false))
+		die_errno("cannot create %s", path);
+	fd = open_in_root(path, O_PATH | O_DIRECTORY);
+	if (fd < 0)
+		die_errno("cannot open %s", path);
+	fd_path(dp, sizeof(dp), fd);
+	snprintf(opts, sizeof(opts), "mode=%04o,uid=%u,gid=%u,size=50%%", mode, uid, gid);
+	if (mount("tmpfs", dp, "tmpfs", MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0), opts))
+		die_errno("cannot mount tmpfs on %s", path);
+	close(fd);
+}
+
+/* --hide: an empty read-only tmpfs over a directory, an empty read-only file over a file. */
+static void hide_path(const char *path, uid_t uid, gid_t gid)
+{
+	char dp[64];
+	struct stat st;
+	int fd = open_in_root(path, O_PATH);
+
+	if (fd < 0)
+		return; /* nothing there: nothing to hide */
+	if (fstat(fd, &st))
+		die_errno("stat %s", path);
+	close(fd);
+	if (S_ISDIR(st.st_mode)) {
+		mount_tmpfs_at(path, 0755, uid, gid, true);
+		return;
+	}
+	fd = open_in_root(path, O_PATH);
+	if (fd < 0)
+		die_errno("cannot open %s", path);
+	fd_path(dp, sizeof(dp), fd);
+	if (mount("/oldroot/dev/null", dp, NULL, MS_BIND, NULL))
+		die_errno("cannot hide %s", path);
+	close(fd);
+	if (make_readonly(path))
+		die_errno("cannot make %s read-only", path);
+}
+
+/*
+ * An overlay: the host's copy as the lower layer, writes into a tmpfs upper layer that is
+ * thrown away with the jail. Unprivileged overlayfs (Linux 5.11+) needs "userxattr".
+ */
+static void overlay_path(const char *path, bool optional)
+{
+	char lower[PATH_MAX + 16], base[48], up[64], work[64], opts[PATH_MAX + 256], dp[64];
+	struct stat st;
+	int fd, rc;
+
+	snprintf(lower, sizeof(lower), OLDROOT "%s", path);
+	if (stat(lower, &st) || !S_ISDIR(st.st_mode)) {
+		if (optional)
+			return;
+		die("cannot overlay %s: not an existing directory", path);
+	}
+	if (strpbrk(path, ",:\\"))
+		die("cannot overlay %s: ',', ':' and '\\' are not allowed in overlay paths", path);
+	snprintf(base, sizeof(base), "/overlay/%d", overlay_seq);
+	snprintf(up, sizeof(up), "/overlay/%d/upper", overlay_seq);
+	snprintf(work, sizeof(work), "/overlay/%d/work", overlay_seq++);
+	if ((mkdir("/overlay", 0700) && errno != EEXIST) || mkdir(base, 0700) ||
+	    mkdir(up, 0755) || mkdir(work, 0700))
+		die_errno("cannot create overlay layers");
+	if (chown(up, st.st_uid, st.st_gid) && errno != EINVAL)
+		die_errno("cannot prepare overlay for %s", path);
+	if (make_mountpoint(path, false))
+		die_errno("cannot create mount point %s", path);
+	fd = open_in_root(path, O_PATH | O_DIRECTORY);
+	if (fd < 0)
+		die_errno("cannot open %s", path);
+	fd_path(dp, sizeof(dp), fd);
+	snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", lower, up,
+		 work);
+	rc = mount("overlay", dp, "overlay", MS_NOSUID | MS_NODEV, opts);
+	if (rc && errno == EINVAL) {
+		snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", lower, up, work);
+		rc = mount("overlay", dp, "overlay", MS_NOSUID | MS_NODEV, opts);
+	}
+	if (rc)
+		die_errno("cannot mount overlay on %s", path);
+	close(fd);
+}
+
+static int write_in_root(const char *path, const char *data, size_t len, mode_t mode)
+{
+	int fd, rc;
+
+	if (make_mountpoint(path, true) && errno != EEXIST)
+		return -1;
+	fd = open_in_root(path, O_WRONLY | O_TRUNC);
+	if (fd < 0)
+		return -1;
+	rc = write_all(fd, data, len);
+	if (!rc)
+		rc = fchmod(fd, mode);
+	close(fd);
+	return rc;
+}
+
+/* Read a whole host file (bounded) into a new buffer. */
+static char *slurp(const char *path, size_t max, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0, cap = 65536;
+	char *buf;
+	ssize_t r;
+
+	if (fd < 0)
+		return NULL;
+	buf = xmalloc(cap);
+	while ((r = read(fd, buf + n, cap - n)) > 0) {
+		n += (size_t)r;
+		if (n == cap) {
+			if (cap >= max)
+				break;
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+	}
+	close(fd);
+	*len = n;
+	return buf;
+}
+
+/* ---- /etc, /dev, /proc ---------------------------------------------------------------- */
+
+static void setup_etc(const struct jail *j)
+{
+	const char *home = getenv("HOME");
+	char buf[4096], path[PATH_MAX];
+	const char *name = j->user ? j->user : "user";
+	size_t i;
+	int n;
+
+	mount_tmpfs_at("/etc", 0755, j->uid, j->gid, false);
+	for (i = 0; etc_files[i]; i++) {
+		snprintf(path, sizeof(path), "/etc/%s", etc_files[i]);
+		bind_path(path, true, true);
+	}
+	if (j->uid == 0)
+		n = snprintf(buf, sizeof(buf),
+			     "root:x:0:0:root:%s:/bin/sh\nnobody:x:65534:65534:nobody:/:/usr/sbin/"
+			     "nologin\n",
+			     home ? home : "/root");
+	else
+		n = snprintf(buf, sizeof(buf),
+			     "root:x:0:0:root:/root:/bin/sh\n%s:x:%u:%u:%s:%s:/bin/sh\nnobody:x:"
+			     "65534:65534:nobody:/:/usr/sbin/nologin\n",
+			     name, j->uid, j->gid, name, home ? home : "/");
+	if (n < 0 || n >= (int)sizeof(buf) || write_in_root("/etc/passwd", buf, (size_t)n, 0644))
+		die_errno("cannot write /etc/passwd");
+	if (j->gid == 0)
+		n = snprintf(buf, sizeof(buf), "root:x:0:\nnogroup:x:65534:\n");
+	else
+		n = snprintf(buf, sizeof(buf), "root:x:0:\n%s:x:%u:\nnogroup:x:65534:\n", name,
+			     j->gid);
+	if (n < 0 || n >= (int)sizeof(buf) || write_in_root("/etc/group", buf, (size_t)n, 0644))
+		die_errno("cannot write /etc/group");
+	n = snprintf(buf, sizeof(buf), "127.0.0.1\tlocalhost agentjail\n::1\tlocalhost\n");
+	if (write_in_root("/etc/hosts", buf, (size_t)n, 0644))
+		die_errno("cannot write /etc/hosts");
+	n = snprintf(buf, sizeof(buf),
+		     "# agentjail: there is no DNS inside the jail; names are resolved by the "
+		     "proxy (HTTPS_PROXY)\noptions attempts:1 timeout:1\n");
+	if (write_in_root("/etc/resolv.conf", buf, (size_t)n, 0644))
+		die_errno("cannot write /etc/resolv.conf");
+	if (write_in_root("/etc/hostname", "agentjail\n", 10, 0644))
+		die_errno("cannot write /etc/hostname");
+}
+
+/*
+ * Trust the run CA: a combined bundle (host roots + run CA) at /etc/agentjail/ca-bundle.pem,
+ * bound over every system bundle path that exists, and the CA alone for the variables
+ * that add to the default trust (NODE_EXTRA_CA_CERTS).
+ */
+static void setup_ca(const struct jail *j)
+{
+	char src[PATH_MAX], dp[64], sp[64];
+	char *roots = NULL, *bundle;
+	size_t rlen = 0, i;
+	int sfd, dfd;
+
+	if (!j->ca_pem)
+		return;
+	for (i = 0; ca_bundle_paths[i] && !roots; i++) {
+		snprintf(src, sizeof(src), OLDROOT "%s", ca_bundle_paths[i]);
+		roots = slurp(src, 16 << 20, &rlen);
+	}
+	bundle = xmalloc(rlen + j->ca_pem_len + 2);
+	if (rlen)
+		memcpy(bundle, roots, rlen);
+	if (rlen && bundle[rlen - 1] != '\n')
+		bundle[rlen++] = '\n';
+	memcpy(bundle + rlen, j->ca_pem, j->ca_pem_len);
+	if (write_in_root("/etc/agentjail/ca-bundle.pem", bundle, rlen + j->ca_pem_len, 0644) ||
+	    write_in_root("/etc/agentjail/run-ca.pem", j->ca_pem, j->ca_pem_len, 0644))
+		die_errno("cannot write the CA bundle");
+	free(roots);
+	free(bundle);
+	for (i = 0; ca_bundle_paths[i]; i++) {
+		dfd = open_in_root(ca_bundle_paths[i], O_PATH);
+		if (dfd < 0)
+			continue;
+		sfd = open_in_root("/etc/agentjail/ca-bundle.pem", O_PATH);
+		if (sfd < 0)
+			die_errno("cannot open the CA bundle");
+		fd_path(sp, sizeof(sp), sfd);
+		fd_path(dp, sizeof(dp), dfd);
+		if (mount(sp, dp, NULL, MS_BIND, NULL))
+			die_errno("cannot bind the CA bundle over %s", ca_bundle_paths[i]);
+		close(sfd);
+		close(dfd);
+	}
+}
+
+static void setup_dev(const struct jail *j)
+{
+	static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty",
+					     NULL };
+	char path[64];
+	size_t i;
+
+	mount_tmpfs_at("/dev", 0755, j->uid, j->gid, false);
+	for (i = 0; nodes[i]; i++) {
+		snprintf(path, sizeof(path), "/dev/%s", nodes[i]);
+		bind_path(path, false, false);
+	}
+	if (make_mountpoint("/dev/pts", false) || make_mountpoint("/dev/shm", false))
+		die_errno("cannot create /dev");
+	/* A private devpts instance: the jail's ptys, none of the host's. */
+	if (mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "newinstance,ptmxmode=0666,mode=0620"))
+		die_errno("cannot mount /dev/pts");
+	if (symlink("pts/ptmx", NEWROOT "/dev/ptmx") || symlink("/proc/self/fd", NEWROOT "/dev/fd") ||
+	    symlink("/proc/self/fd/0", NEWROOT "/dev/stdin") ||
+	    symlink("/proc/self/fd/1", NEWROOT "/dev/stdout") ||
+	    symlink("/proc/self/fd/2", NEWROOT "/dev/stderr"))
+		die_errno("cannot populate /dev");
+	mount_tmpfs_at("/dev/shm", 01777, j->uid, j->gid, false);
+}
+
+static void setup_proc(void)
+{
+	if (make_mountpoint("/proc", false))
+		die_errno("cannot create /proc");
+	if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
+		die_errno("cannot mount /proc");
+}
+
+/* Replicate /bin -> usr/bin style links of merged-/usr systems; else bind read-only. */
+static void setup_system_dir(const char *dir)
+{
+	char src[PATH_MAX], target[PATH_MAX], dst[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+
+	snprintf(src, sizeof(src), OLDROOT "%s", dir);
+	if (lstat(src, &st))
+		return;
+	if (S_ISLNK(st.st_mode)) {
+		n = readlink(src, target, sizeof(target) - 1);
+		if (n < 0)
+			die_errno("readlink %s", dir);
+		target[n] = '\0';
+		snprintf(dst, sizeof(dst), NEWROOT "%s", dir);
+		if (symlink(target, dst))
+			die_errno("cannot link %s", dir);
+		return;
+	}
+	bind_path(dir, true, true);
+}
+
+/* ---- the whole view ------------------------------------------------------------------ */
+
+static void plan_build(const struct jail *j)
+{
+	const struct policy *p = j->p;
+	const char *home = getenv("HOME");
+	size_t i;
+
+	if (home && home[0] == '/' && strcmp(home, "/"))
+		plan_add(home, OP_TMPFS, false, 0700);
+	plan_add("/tmp", OP_TMPFS, false, 01777);
+	if (j->exe_dir)
+		plan_add(j->exe_dir, OP_BIND_RO, true, 0);
+	for (i = 0; i < p->mounts.n; i++) {
+		const struct mount_rule *m = &p->mounts.v[i];
+		static const enum op_kind kinds[] = {
+			[MOUNT_RO] = OP_BIND_RO,
+			[MOUNT_RW] = OP_BIND_RW,
+			[MOUNT_HIDE] = OP_HIDE,
+			[MOUNT_OVERLAY] = OP_OVERLAY,
+		};
+
+		plan_add(m->path, kinds[m->mode], m->optional, 0);
+	}
+	qsort(plan.v, plan.n, sizeof(*plan.v), op_cmp);
+}
+
+static void plan_run(const struct jail *j)
+{
+	size_t i;
+
+	for (i = 0; i < plan.n; i++) {
+		const struct op *o = &plan.v[i];
+
+		switch (o->kind) {
+		case OP_TMPFS:
+			mount_tmpfs_at(o->path, o->mode, j->uid, j->gid, false);
+			break;
+		case OP_BIND_RW:
+			bind_path(o->path, false, o->optional);
+			break;
+		case OP_BIND_RO:
+		case OP_PROTECT:
+			bind_path(o->path, true, o->optional);
+			break;
+		case OP_OVERLAY:
+			overlay_path(o->path, o->optional);
+			break;
+		case OP_HIDE:
+			hide_path(o->path, j->uid, j->gid);
+			break;
+		}
+	}
+}
+
+static void setup_filesystem(const struct jail *j)
+{
+	size_t i;
+
+	/* Nothing we mount may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL))
+		die_errno("cannot make mounts private");
+	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64m"))
+		die_errno("cannot mount the staging tmpfs");
+	if (chdir("/tmp") || mkdir("newroot", 0755) || mkdir("oldroot", 0755))
+		die_errno("cannot prepare the staging tmpfs");
+	if (syscall(SYS_pivot_root, ".", "oldroot"))
+		die_errno("pivot_root");
+	if (chdir("/"))
+		die_errno("chdir /");
+	if (mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m"))
+		die_errno("cannot mount the jail's root");
+	newroot_fd = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (newroot_fd < 0)
+		die_errno("open " NEWROOT);
+
+	for (i = 0; jail_system_dirs[i]; i++)
+		setup_system_dir(jail_system_dirs[i]);
+	setup_etc(j);
+	setup_dev(j);
+	setup_proc();
+	plan_build(j);
+	plan_run(j);
+	setup_ca(j);
+
+	/* The root, /etc and /dev are read-only: only the mounts meant to be writable are.
+	 * Our own tmpfs mounts carry no locked flags, so a plain remount is enough. */
+	if (mount(NULL, NEWROOT "/etc", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+		  NULL) ||
+	    mount(NULL, NEWROOT "/dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL))
+		die_errno("cannot make /etc and /dev read-only");
+	if (mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL))
+		die_errno("cannot make the root read-only");
+	/* Same trick as in the mount namespace docs: stack the old root on the new one and
+	 * detach it, leaving no path back to the host's tree. */
+	if (chdir(NEWROOT) || syscall(SYS_pivot_root, ".", "."))
+		die_errno("pivot_root into the jail");
+	if (umount2(".", MNT_DETACH))
+		die_errno("cannot detach the host's root");
+	if (chdir("/"))
+		die_errno("chdir /");
+	close(newroot_fd);
+}
+
+/* ---- init ---------------------------------------------------------------------------- */
+
+static void set_maps(const struct jail *j)
+{
+	char map[64];
+
+	/* Writing "deny" is required before an unprivileged gid_map (CVE-2014-8989). */
+	if (write_file("/proc/self/setgroups", "deny") && errno != ENOENT)
+		die_errno("cannot deny setgroups");
+	snprintf(map, sizeof(map), "%u %u 1\n", j->uid, j->uid);
+	if (write_file("/proc/self/uid_map", map))
+		die_errno("cannot write uid_map");
+	snprintf(map, sizeof(map), "%u %u 1\n", j->gid, j->gid);
+	if (write_file("/proc/self/gid_map", map))
+		die_errno("cannot write gid_map");
+}
+
+static void setup_network(const struct jail *j)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PROXY_PORT) };
+	struct ifreq ifr;
+	int s, one = 1;
+
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		die_errno("socket");
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr))
+		die_errno("cannot read lo's flags");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr))
+		die_errno("cannot bring lo up");
+	close(s);
+	if (j->proxy_ctl < 0)
+		return;
+
+	/* The proxy's listener is born in this namespace, so only the jail can connect to it,
+	 * and the proxy, outside, accepts on it and dials from the host's namespace. */
+	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		die_errno("socket");
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(s, (struct sockaddr *)&sa, sizeof(sa)) || listen(s, 4096))
+		die_errno("cannot create the proxy listener");
+	if (proxy_send_listener(j->proxy_ctl, s))
+		die_errno("cannot hand the listener to the proxy");
+	close(s);
+	close(j->proxy_ctl);
+}
+
+/* Close every fd above 2 but the ones listed: inherited fds must not reach the jail. */
+static void close_fds_except(const int *keep, size_t n)
+{
+	unsigned lo = 3;
+	size_t i;
+	int sorted[8];
+	size_t k = 0;
+
+	for (i = 0; i < n && k < 8; i++)
+		if (keep[i] > 2)
+			sorted[k++] = keep[i];
+	/* tiny insertion sort */
+	for (i = 1; i < k; i++) {
+		int v = sorted[i];
+		size_t m = i;
+
+		for (; m > 0 && sorted[m - 1] > v; m--)
+			sorted[m] = sorted[m - 1];
+		sorted[m] = v;
+	}
+	for (i = 0; i < k; i++) {
+		if ((unsigned)sorted[i] > lo)
+			syscall(SYS_close_range, lo, (unsigned)sorted[i] - 1, 0);
+		lo = (unsigned)sorted[i] + 1;
+	}
+	syscall(SYS_close_range, lo, ~0U, 0);
+}
+
+static const int fwd_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGUSR1, SIGUSR2 };
+
+static void init_forward(int sig)
+{
+	if (child_pid > 0)
+		kill(child_pid, sig);
+}
+
+static void reset_signals(void)
+{
+	sigset_t all;
+	size_t i;
+
+	for (i = 0; i < sizeof(fwd_signals) / sizeof(fwd_signals[0]); i++)
+		signal(fwd_signals[i], SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+static void __attribute__((noreturn)) exec_command(const struct jail *j, int err_fd)
+{
+	extern char **environ;
+	int e;
+
+	reset_signals();
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL))
+		die_errno("prctl");
+	close_fds_except(&err_fd, 1);
+	/* Without a terminal there is no job control to keep: a new session detaches the
+	 * command from any controlling tty (no TIOCSTI target, no SIGHUP from the caller). */
+	if (!isatty(STDIN_FILENO) && setsid() < 0)
+		die_errno("setsid");
+	if (chdir(j->p->workspace))
+		die_errno("cannot enter the workspace %s", j->p->workspace);
+	if (caps_drop_all())
+		die_errno("cannot drop capabilities");
+	if (seccomp_apply())
+		die_errno("cannot load the seccomp filter");
+	environ = j->envp;
+	execvp(j->p->argv[0], j->p->argv);
+	e = errno;
+	if (e == ENOENT || e == ENOTDIR)
+		msg("%s: command not found", j->p->argv[0]);
+	else
+		msg("%s: %s", j->p->argv[0], strerror(e));
+	_exit(e == ENOENT || e == ENOTDIR ? EXIT_NOT_FOUND : EXIT_NOT_EXEC);
+}
+
+static int wait_status_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return EXIT_JAIL_FAILED;
+}
+
+/* PID 1: run the command, forward signals to it, reap everything, exit with its status. */
+static void __attribute__((noreturn)) init_main(struct jail *j)
+{
+	struct sigaction sa = { .sa_handler = init_forward, .sa_flags = SA_RESTART };
+	sigset_t all, old;
+	int status, code = EXIT_JAIL_FAILED;
+	pid_t pid;
+	size_t i;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	for (i = 0; i < sizeof(fwd_signals) / sizeof(fwd_signals[0]); i++)
+		sigaction(fwd_signals[i], &sa, NULL);
+	pid = fork();
+	if (pid < 0)
+		die_errno("fork");
+	if (pid == 0)
+		exec_command(j, -1);
+	child_pid = pid;
+	if (write_all(j->ready_fd, "1", 1))
+		_exit(EXIT_JAIL_FAILED);
+	close(j->ready_fd);
+	/* init keeps nothing it does not need either. */
+	if (caps_drop_all() || seccomp_apply())
+		_exit(EXIT_JAIL_FAILED);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	for (;;) {
+		pid_t w = waitpid(-1, &status, __WALL);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (w == pid) {
+			code = wait_status_code(status);
+			break;
+		}
+	}
+	/* The command is done: nothing it started may outlive it. */
+	kill(-1, SIGKILL);
+	while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
+		;
+	_exit(code);
+}
+
+extern char **environ;
+
+/* The host environment must not be readable from PID 1's memory (/proc/1/environ). */
+static void wipe_environ(void)
+{
+	char **e;
+
+	for (e = environ; e && *e; e++)
+		wipe(*e, strlen(*e));
+	environ = NULL;
+}
+
+static void __attribute__((noreturn)) init_start(struct jail *j)
+{
+	struct pollfd pfd = { .fd = j->alive_fd, .events = POLLIN };
+	int keep[3] = { j->ready_fd, j->alive_fd, j->proxy_ctl };
+
+	/* Die with the monitor; if it is already gone, the pipe says so. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || poll(&pfd, 1, 0) != 0)
+		_exit(EXIT_JAIL_FAILED);
+	close_fds_except(keep, 3);
+	set_maps(j);
+	setup_network(j);
+	if (sethostname("agentjail", 9) || setdomainname("agentjail", 9))
+		die_errno("sethostname");
+	setup_filesystem(j);
+	/*
+	 * Only now: a non-dumpable process's /proc/self files belong to a root this user
+	 * namespace does not map, so the uid map and the /proc/self/fd mount paths above
+	 * must be done first. From here the command cannot read init's memory or fds.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0))
+		die_errno("prctl(PR_SET_DUMPABLE)");
+	wipe_environ();
+	init_main(j);
+}
+
+pid_t jail_spawn(struct jail *j)
+{
+	pid_t pid;
+
+	/* A fork-like clone: no new stack, the child continues here in new namespaces. */
+	pid = (pid_t)syscall(SYS_clone, CLONE_NS_ALL | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (pid < 0)
+		return -1;
+	if (pid == 0)
+		init_start(j);
+	return pid;
+}
+
+/* ---- diagnosis ----------------------------------------------------------------------- */
+
+static long read_sysctl(const char *path)
+{
+	char buf[32];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+static bool in_seccomp(void)
+{
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "re");
+	bool on = false;
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Seccomp:", 8))
+			on = strtol(line + 8, NULL, 10) != 0;
+	fclose(f);
+	return on;
+}
+
+/* Try the namespaces in a throw-away child; report what failed as an exit code. */
+static int probe_child(void)
+{
+	uid_t uid = getuid();
+	char map[64];
+	struct ifreq ifr;
+	int s;
+
+	if (unshare(CLONE_NS_ALL))
+		return 10;
+	if (write_file("/proc/self/setgroups", "deny") && errno != ENOENT)
+		return 11;
+	snprintf(map, sizeof(map), "%u %u 1\n", uid, uid);
+	if (write_file("/proc/self/uid_map", map))
+		return 11;
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr))
+		return 12;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr))
+		return 12;
+	if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) ||
+	    mount("tmpfs", "/tmp", "tmpfs", 0, "size=1m"))
+		return 13;
+	if (prctl(PR_GET_SECCOMP) < 0)
+		return 14;
+	return 0;
+}
+
+int jail_diagnose(char *buf, size_t len)
+{
+	long userns = read_sysctl("/proc/sys/kernel/unprivileged_userns_clone");
+	long maxns = read_sysctl("/proc/sys/user/max_user_namespaces");
+	long aa = read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+	int status, rc;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0) {
+		snprintf(buf, len, "cannot fork: %s", strerror(errno));
+		return 1;
+	}
+	if (pid == 0)
+		_exit(probe_child());
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status)) {
+		snprintf(buf, len, "the namespace probe crashed");
+		return 1;
+	}
+	rc = WEXITSTATUS(status);
+	if (rc == 0) {
+		snprintf(buf, len, "this machine can build a jail");
+		return 0;
+	}
+	if (userns == 0)
+		snprintf(buf, len,
+			 "unprivileged user namespaces are disabled "
+			 "(kernel.unprivileged_userns_clone = 0); fix: sudo sysctl -w "
+			 "kernel.unprivileged_userns_clone=1");
+	else if (maxns == 0)
+		snprintf(buf, len,
+			 "user namespaces are disabled (user.max_user_namespaces = 0); fix: sudo "
+			 "sysctl -w user.max_user_namespaces=15000");
+	else if (aa == 1 && rc >= 11)
+		snprintf(buf, len,
+			 "AppArmor restricts unprivileged user namespaces "
+			 "(kernel.apparmor_restrict_unprivileged_userns = 1): the namespace was "
+			 "created but %s was refused; fix: install agentjail's AppArmor profile "
+			 "(make install does, where /etc/apparmor.d exists) or sudo sysctl -w "
+			 "kernel.apparmor_restrict_unprivileged_userns=0",
+			 rc == 11 ? "the uid map" : "bringing up lo");
+	else if (rc == 10 && in_seccomp())
+		snprintf(buf, len,
+			 "creating namespaces is refused and this process runs under a seccomp "
+			 "filter: probably a container's default seccomp profile; fix: run the "
+			 "container with --security-opt seccomp=unconfined (or a profile that "
+			 "allows unshare/clone with CLONE_NEWUSER)");
+	else if (rc == 10)
+		snprintf(buf, len,
+			 "the kernel refuses new user namespaces (%s); check "
+			 "user.max_user_namespaces and the kernel's CONFIG_USER_NS",
+			 "unshare failed");
+	else if (rc == 13)
+		snprintf(buf, len,
+			 "mounting inside the user namespace is refused (a container or LSM "
+			 "forbids it); fix: run on a host or a container allowed to mount");
+	else if (rc == 14)
+		snprintf(buf, len, "the kernel has no seccomp support (CONFIG_SECCOMP)");
+	else
+		snprintf(buf, len, "namespace setup step %d failed", rc);
+	return 1;
+}
