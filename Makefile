@@ -69,11 +69,10 @@ demo: all
 deps:
 	sh .ci/deps.sh
 
-install: agentjail
-	install -D -m 0755 agentjail $(DESTDIR)$(BINDIR)/agentjail
-
-uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/agentjail
+# install, uninstall, deb: mk/install.mk. fuzz, lint: mk/fuzz.mk. bench: mk/bench.mk.
+-include mk/install.mk
+-include mk/fuzz.mk
+-include mk/bench.mk
 
 format:
 	clang-format -i *.c *.h test/*.c
@@ -81,4 +80,4 @@ format:
 clean:
 	rm -rf build agentjail agentjail-asan test/probe builtin_profiles.c $(UNITS)
 
-.PHONY: all asan check demo deps install uninstall format clean
+.PHONY: all asan check demo deps format clean
