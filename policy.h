@@ -74,6 +74,7 @@ struct secret_rule {
 	VEC(char *) paths;   /* path prefixes; empty: any */
 	char *placeholder;   /* filled in by the proxy at start (never the value) */
 	char origin[ORIGIN_MAX];
+	bool optional;       /* profile "optional = yes": dropped at load when the source is absent */
 };
 
 enum net_mode {
@@ -98,6 +99,7 @@ struct policy {
 	char *log_path;    /* --log FILE: JSON lines audit log */
 	bool quiet;        /* -q: no exit summary */
 	bool trust_workspace; /* workspace profile may widen */
+	VEC(char *) layers;   /* profile files applied, in order, with their source (for explain) */
 };
 
 void policy_init(struct policy *p);
@@ -121,6 +123,21 @@ int policy_add_secret(struct policy *p, const char *spec /* NAME@HOST[,HOST...] 
  * with "agentjail: FILE:LINE: what is wrong".
  */
 void policy_load_profiles(struct policy *p, const char *profile);
+/*
+ * The same without exiting: 0, or -1 with "FILE:LINE: what is wrong" in err. On error p
+ * holds a partial policy that must not be used (policy_free it).
+ */
+int policy_load(struct policy *p, const char *profile, char *err, size_t errlen);
+/*
+ * Apply one profile text (as if read from a file named name) on top of p; untrusted: the
+ * workspace rules (tighten-only). inherit names are resolved like --profile. For tests
+ * and fuzzing. 0, or -1 with the message in err.
+ */
+int policy_load_text(struct policy *p, const char *name, const char *text, size_t len,
+		     bool untrusted, char *err, size_t errlen);
+/* Release the rules and layers policy.c allocated (not workspace, profile, log_path,
+ * upstream_ca: the caller owns those); they are left empty. */
+void policy_free(struct policy *p);
 
 /* Print the effective policy, each line tagged with its origin. */
 void policy_explain(FILE *out, const struct policy *p);
