@@ -10,6 +10,8 @@
  * policy reaches the jail.
  */
 #include "policy.h"
+#include "jail.h"
+#include "net.h"
 #include "profiles.h"
 
 #include <arpa/inet.h>
@@ -649,7 +651,12 @@ static int parse_host_spec(const char *spec, bool allow_port, char **pattern, in
 		*err = "a /prefix needs an IP address";
 		return -1;
 	}
-	if (!strncmp(host, "*.", 2)) {
+	if (!strcmp(host, "*")) {
+		if (bracket) {
+			*err = "bad IPv6 address";
+			return -1;
+		}
+	} else if (!strncmp(host, "*.", 2)) {
 		if (!valid_domain(host + 2) || strchr(host + 2, '*')) {
 			*err = "malformed host pattern";
 			return -1;
@@ -751,106 +758,13 @@ int policy_add_host_map(struct policy *p, const char *spec, const char *origin, 
 
 /* ---------------------------------------------------------------- matching */
 
-/* An address against an IP rule "ADDR" or "ADDR/LEN" of the same family. */
-static bool ip_rule_match(const char *pattern, int fam, const unsigned char *addr)
-{
-	char buf[INET6_ADDRSTRLEN + 8];
-	unsigned char net[16];
-	const char *slash = strchr(pattern, '/');
-	size_t n = slash ? (size_t)(slash - pattern) : strlen(pattern);
-	int bits = fam == AF_INET ? 32 : 128, prefix = bits, i;
-
-	if (n >= sizeof(buf))
-		return false;
-	memcpy(buf, pattern, n);
-	buf[n] = '\0';
-	if (inet_pton(fam, buf, net) != 1)
-		return false;
-	if (slash)
-		prefix = atoi(slash + 1);
-	for (i = 0; i < prefix / 8; i++)
-		if (net[i] != addr[i])
-			return false;
-	if (prefix % 8) {
-		unsigned char mask = (unsigned char)(0xff << (8 - prefix % 8));
-
-		if ((net[i] & mask) != (addr[i] & mask))
-			return false;
-	}
-	return true;
-}
-
-static bool name_rule_match(const char *pattern, const char *host)
-{
-	size_t hn, sn;
-
-	if (strncmp(pattern, "*.", 2) != 0)
-		return !strcmp(pattern, host);
-	/* "*.example.com": any name ending in ".example.com" with a non-empty label before. */
-	hn = strlen(host);
-	sn = strlen(pattern + 1);
-	return hn > sn && !strcmp(host + hn - sn, pattern + 1);
-}
-
-static bool port_rule_match(int rule, int port, int default_port)
-{
-	if (rule == -1)
-		return true;
-	if (port <= 0)
-		port = default_port;
-	if (rule == 0)
-		return port == default_port;
-	return rule == port;
-}
-
+/* One matcher for the proxy and for policy users: net.c's (deny wins, see net.h). */
 const struct host_rule *policy_match_host(const struct policy *p, const char *host, int port,
 					  int default_port)
 {
-	char h[HOST_MAX + 4];
-	unsigned char addr[16];
-	int fam = 0, pass;
-	size_t n, i;
+	bool denied;
 
-	if (!host)
-		return NULL;
-	n = strlen(host);
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-		host++;
-		n -= 2;
-	}
-	if (n == 0 || n > HOST_MAX)
-		return NULL;
-	for (i = 0; i < n; i++)
-		h[i] = (char)((host[i] >= 'A' && host[i] <= 'Z') ? host[i] - 'A' + 'a' : host[i]);
-	h[n] = '\0';
-	if (n > 1 && h[n - 1] == '.')
-		h[--n] = '\0';
-	if (inet_pton(AF_INET, h, addr) == 1) {
-		fam = AF_INET;
-	} else if (inet_pton(AF_INET6, h, addr) == 1) {
-		fam = AF_INET6;
-		if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)addr)) {
-			memmove(addr, addr + 12, 4);
-			fam = AF_INET;
-		}
-	}
-	/* Deny rules first: a deny anywhere wins over any allow. */
-	for (pass = 0; pass < 2; pass++) {
-		for (i = 0; i < p->hosts.n; i++) {
-			const struct host_rule *r = &p->hosts.v[i];
-			bool hit;
-
-			if (r->deny != (pass == 0))
-				continue;
-			if (!port_rule_match(r->port, port, default_port))
-				continue;
-			hit = fam ? ip_rule_match(r->pattern, fam, addr)
-				  : name_rule_match(r->pattern, h);
-			if (hit)
-				return r;
-		}
-	}
-	return NULL;
+	return net_match_host(p, host, port, default_port, &denied);
 }
 
 /* ---------------------------------------------------------------- secrets */
@@ -904,6 +818,16 @@ static struct secret_rule *secret_get(struct policy *p, const char *name, const 
 	return s;
 }
 
+/* A secret bound to every name could be sent anywhere: refuse "*" (frees pat). */
+static bool secret_host_any(char *pat, const char **err)
+{
+	if (strcmp(pat, "*"))
+		return false;
+	free(pat);
+	*err = "a secret cannot be bound to every host ('*')";
+	return true;
+}
+
 int policy_add_secret(struct policy *p, const char *spec, const char *origin, const char **err)
 {
 	const char *at = strchr(spec, '@');
@@ -933,7 +857,8 @@ int policy_add_secret(struct policy *p, const char *spec, const char *origin, co
 		char *pat;
 		int port;
 
-		if (parse_host_spec(items[i], false, &pat, &port, err) < 0) {
+		if (parse_host_spec(items[i], false, &pat, &port, err) < 0 ||
+		    secret_host_any(pat, err)) {
 			free(list);
 			strvec_free(&hosts);
 			return -1;
@@ -1854,7 +1779,8 @@ static int apply_secret(struct pfile *f, struct policy *p, bool untrusted, const
 			char *pat;
 			int port;
 
-			if (parse_host_spec(items[i], false, &pat, &port, &err) < 0) {
+			if (parse_host_spec(items[i], false, &pat, &port, &err) < 0 ||
+			    secret_host_any(pat, &err)) {
 				pf_error(f, e->line, "hosts %s: %s", items[i], err);
 				free(list);
 				return -1;
@@ -2206,7 +2132,10 @@ static void host_str(char *buf, size_t len, const char *pattern, int port)
 static void line(FILE *out, const char *kind, const char *mode, const char *item,
 		 const char *origin)
 {
-	fprintf(out, "%-9s %-8s %-44s %s\n", kind, mode, item, origin);
+	if (origin[0])
+		fprintf(out, "%-9s %-8s %-44s %s\n", kind, mode, item, origin);
+	else
+		fprintf(out, "%-9s %-8s %s\n", kind, mode, item);
 }
 
 static void strvec_join(FILE *out, const char *label, const void *vec)
@@ -2229,7 +2158,7 @@ void policy_explain(FILE *out, const struct policy *p)
 	size_t i, j;
 
 	fprintf(out, "# effective policy (explain builds nothing and runs nothing);\n"
-		     "# mounts are applied in this order, each at the same path inside the jail\n");
+		     "# every mount is at the same path inside the jail; origins say which line added it\n");
 	for (i = 0; i < p->layers.n; i++)
 		line(out, "layer", "", p->layers.v[i], "");
 	if (p->argv && p->argv[0]) {
@@ -2250,7 +2179,15 @@ void policy_explain(FILE *out, const struct policy *p)
 	line(out, "network", p->net == NET_PROXY ? "proxy" : "none",
 	     p->net == NET_PROXY ? "127.0.0.1:3128 inside, allowlist below" : "loopback only",
 	     p->net_origin);
-	line(out, "mount", "ro", "/usr /bin /sbin /lib* (system), /etc (curated)", "jail");
+	for (i = 0; jail_system_dirs[i]; i++) {
+		struct stat st;
+
+		if (lstat(jail_system_dirs[i], &st) == 0)
+			line(out, "mount", S_ISLNK(st.st_mode) ? "link" : "ro", jail_system_dirs[i],
+			     "jail");
+	}
+	line(out, "mount", "ro", "/etc (curated: the files programs need)", "jail");
+	line(out, "mount", "tmpfs", "$HOME, /tmp (empty, thrown away)", "jail");
 	if (ws)
 		line(out, "mount", "rw", ws, "workspace");
 	for (i = 0; i < p->mounts.n; i++) {
