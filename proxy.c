@@ -137,7 +137,7 @@ static void trim_stack(void)
 	if (pthread_getattr_np(pthread_self(), &a) != 0)
 		return;
 	if (pthread_attr_getstack(&a, &lo, &sz) == 0) {
-		top = ((uintptr_t)&here - 8192) & ~(uintptr_t)4095;
+		top = ((uintptr_t)&here - 4096) & ~(uintptr_t)4095;
 		if (top > (uintptr_t)lo)
 			(void)madvise(lo, top - (uintptr_t)lo, MADV_DONTNEED);
 	}
@@ -331,11 +331,11 @@ static int decide_host(struct target *t)
 		return 0;
 	}
 	if (literal)
-		refuse(t, 403, NULL,
+		refuse(t, 403, "default",
 		       "denied: IP addresses are allowed only by an explicit IP rule; to allow it run with --allow %s",
 		       flag);
 	else
-		refuse(t, 403, NULL, "denied: not in the allowlist; to allow it run with --allow %s",
+		refuse(t, 403, "default", "denied: not in the allowlist; to allow it run with --allow %s",
 		       flag);
 	return -1;
 }
@@ -703,8 +703,9 @@ static void tunnel(int a, int b, uint64_t *up, uint64_t *down)
 
 /* ---- CONNECT ---- */
 
-static void serve_connect(struct conn *c, const struct http_request *req, double t0)
+static void serve_connect(struct conn *c, struct http_request **reqp, double t0)
 {
+	const struct http_request *req = *reqp;
 	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 	struct target t;
 	uint64_t up = 0, down = 0;
@@ -765,6 +766,9 @@ static void serve_connect(struct conn *c, const struct http_request *req, double
 	}
 	up = c->in.len;
 	stream_free(&c->in);
+	/* a long-lived tunnel keeps nothing of the head: heap and stack given back */
+	free(*reqp);
+	*reqp = NULL;
 	trim_stack();
 	{
 		uint64_t u = 0, d = 0;
@@ -1201,7 +1205,7 @@ static void *conn_main(void *arg)
 		first = false;
 		if (http_span_eq(req->method, "CONNECT")) {
 			close_upstream(c);
-			serve_connect(c, req, t0);
+			serve_connect(c, &req, t0);
 			goto done;
 		}
 		if (!serve_http(c, req, t0))
@@ -1210,6 +1214,7 @@ static void *conn_main(void *arg)
 	}
 done:
 	free(req);
+	trim_stack(); /* the stack goes back to glibc's cache: keep it small */
 	close_upstream(c);
 	stream_free(&c->in);
 	close(c->fd);
@@ -1356,17 +1361,23 @@ static __attribute__((noreturn)) void proxy_exit(int code)
 static __attribute__((noreturn)) void serve(int ctl, int sfd)
 {
 	struct pollfd pfd[2 + PROXY_MAX_LISTENERS];
+	bool busy = false;
 	int nl = 0;
 
 	pfd[0] = (struct pollfd){ sfd, POLLIN, 0 };
 	pfd[1] = (struct pollfd){ ctl, POLLIN, 0 };
 	for (;;) {
-		int r = poll(pfd, (nfds_t)(2 + nl), -1);
+		int r = poll(pfd, (nfds_t)(2 + nl), busy ? 1000 : -1);
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			die_errno("proxy: poll");
+		if (busy && atomic_load(&n_active) == 0) {
+			/* idle again: hand freed heap back to the kernel */
+			malloc_trim(0);
+			busy = false;
+		}
 		if (pfd[0].revents)
 			break; /* SIGTERM: proxy_stop() */
 		if (pfd[1].revents) {
@@ -1392,6 +1403,7 @@ static __attribute__((noreturn)) void serve(int ctl, int sfd)
 
 				if (fd >= 0) {
 					spawn_conn(fd);
+					busy = true;
 					continue;
 				}
 				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
