@@ -1,0 +1,330 @@
+#!/usr/bin/env bats
+# Credential injection (issue 5): placeholders in the jail, real values only upstream,
+# Basic auth through git, declared headers, method/path rules, exfiltration guard, SNI and
+# Host checks, upstream verification, and every client trusting the run CA with no flags.
+#
+# The upstream is test/upstream.py (HTTPS on 127.0.0.1, echoing each request as JSON),
+# reached through --add-host NAME=127.0.0.1 and trusted with --upstream-ca.
+
+load helpers
+
+GH_VALUE="ghp_RealSecretValueRealSecretValue0123456"
+OTHER_VALUE="sk-ant-api03-OtherRealValueOtherRealValue-0123456789abcdefXYZ"
+
+setup() {
+	setup_workspace
+	fake_home
+	start_upstream
+	export GH_TOKEN="$GH_VALUE"
+	export AUDIT="$BATS_TEST_TMPDIR/audit.jsonl"
+	P="$UPSTREAM_PORT"
+	BASE=(--log "$AUDIT" --upstream-ca "$UPSTREAM_CA"
+	      --add-host api.example.test=127.0.0.1 --add-host other.test=127.0.0.1
+	      --add-host git.example.test=127.0.0.1
+	      --allow "api.example.test:$P" --allow "other.test:$P" --allow "git.example.test:$P")
+}
+
+teardown() {
+	stop_upstream
+	[ -z "${AUTH_PID:-}" ] || kill "$AUTH_PID" 2>/dev/null || true
+}
+
+# A profile file in the test's temp dir (not the workspace, which may only tighten).
+profile() {
+	PROFILE="$BATS_TEST_TMPDIR/secrets.ini"
+	cat >"$PROFILE"
+}
+
+@test "secrets: the jail holds a shaped placeholder; the upstream gets the value; echoes are redacted" {
+	aj_sep "${BASE[@]}" --secret GH_TOKEN@api.example.test -- sh -c '
+		echo "env=$GH_TOKEN"
+		cat /proc/[0-9]*/environ 2>/dev/null | tr "\0" "\n" | grep -c "^GH_TOKEN=" || true
+		curl -sS -D - -H "Authorization: token $GH_TOKEN" -H "X-Upstream-Echo-Headers: 1" \
+			"https://api.example.test:'"$P"'/user?x=$GH_TOKEN"
+	'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	# The jail saw a placeholder of the value's shape, never the value.
+	ph="$(printf '%s\n' "$output" | sed -n 's/^env=//p')"
+	[ "${#ph}" -eq "${#GH_VALUE}" ]
+	[[ "$ph" == ghp_* ]]
+	[ "$ph" != "$GH_VALUE" ]
+	refute_output --partial "$GH_VALUE"
+	refute_output --partial "RealSecretValue"
+	# The echo (body and X-Echo-Authorization header) carries the placeholder back.
+	assert_output --partial "X-Echo-Authorization: token $ph"
+	assert_output --partial "\"Authorization\": \"token $ph\""
+	# Upstream got the real value in the header; the query was not substituted (query = no).
+	grep -F "\"Authorization\": \"token $GH_VALUE\"" "$UPSTREAM_LOG"
+	grep -F "\"path\": \"/user?x=$ph\"" "$UPSTREAM_LOG"
+	# Audited by name, never by value.
+	grep '"decision":"inject"' "$AUDIT" | grep -F '"secret":"GH_TOKEN"' | grep -F '"path":"/user"'
+	! grep -F "$GH_VALUE" "$AUDIT"
+	[[ "$stderr" != *"$GH_VALUE"* ]]
+}
+
+@test "secrets: no file or process in the jail holds the value" {
+	# The pattern reaches grep on stdin, so that no command line in the jail holds it.
+	aj -q "${BASE[@]}" --secret GH_TOKEN@api.example.test -- sh -c '
+		printf "%s%s\n" Real SecretValue | grep -rlF -f - /proc/[0-9]*/environ \
+			/proc/[0-9]*/cmdline "$HOME" /tmp /etc 2>/dev/null || echo none-found
+	'
+	[ "$status" -eq 0 ]
+	assert_output "none-found"
+}
+
+@test "secrets: a value from a file and a command, placeholders in the query with query = yes" {
+	printf '%s\n' "$OTHER_VALUE" >"$BATS_TEST_TMPDIR/key"
+	profile <<EOF
+[profile]
+network = proxy
+[secret FROMFILE]
+source = file:$BATS_TEST_TMPDIR/key
+hosts = api.example.test
+query = yes
+[secret FROMCMD]
+source = cmd:printf '%s\n' npm_CommandValueCommandValueCommandValue12
+hosts = api.example.test
+EOF
+	aj_sep "${BASE[@]}" --profile "$PROFILE" -- sh -c '
+		curl -sS "https://api.example.test:'"$P"'/q?key=$FROMFILE" -H "X-Npm: Bearer $FROMCMD"
+		echo; echo "f=$FROMFILE c=$FROMCMD"'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	refute_output --partial "$OTHER_VALUE"
+	refute_output --partial "CommandValue"
+	grep -F "/q?key=$OTHER_VALUE" "$UPSTREAM_LOG"
+	grep -F "\"X-Npm\": \"Bearer npm_CommandValueCommandValueCommandValue12\"" "$UPSTREAM_LOG"
+}
+
+@test "secrets: a declared header replaces the one the code sent" {
+	profile <<EOF
+[profile]
+network = proxy
+[secret GH_TOKEN]
+source = env:GH_TOKEN
+hosts = api.example.test
+header = Authorization: Bearer {value}
+EOF
+	aj_sep "${BASE[@]}" --profile "$PROFILE" -- \
+		curl -sS -H "Authorization: token not-the-secret" "https://api.example.test:$P/h"
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	grep -F "\"Authorization\": \"Bearer $GH_VALUE\"" "$UPSTREAM_LOG"
+	! grep -F "not-the-secret" "$UPSTREAM_LOG"
+	refute_output --partial "$GH_VALUE"
+}
+
+@test "secrets: methods and paths rules refuse what they should (403, audited)" {
+	profile <<EOF
+[profile]
+network = proxy
+[secret GH_TOKEN]
+source = env:GH_TOKEN
+hosts = api.example.test
+methods = GET
+paths = /repos/acme/
+EOF
+	aj_sep "${BASE[@]}" --profile "$PROFILE" -- sh -c '
+		u=https://api.example.test:'"$P"'
+		h="Authorization: token $GH_TOKEN"
+		curl -sS -o /dev/null -w "ok=%{http_code}\n" -H "$h" $u/repos/acme/widgets
+		curl -sS -w "\npost=%{http_code}\n" -X POST -d x=1 -H "$h" $u/repos/acme/widgets
+		curl -sS -o /dev/null -w "path=%{http_code}\n" -H "$h" $u/repos/other/x
+		curl -sS -o /dev/null -w "dots=%{http_code}\n" --path-as-is -H "$h" \
+			$u/repos/acme/../other/x
+		curl -sS -o /dev/null -w "enc=%{http_code}\n" -H "$h" $u/repos/acme/%2e%2e/other
+		curl -sS -o /dev/null -w "anon=%{http_code}\n" $u/anything'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	assert_line "ok=200"
+	assert_line "post=403"
+	assert_line "path=403"
+	assert_line "dots=403"
+	assert_line "enc=403"
+	assert_line "anon=200" # no placeholder, nothing injected: not this rule's business
+	assert_output --partial "may not be used with method POST"
+	grep '"decision":"deny"' "$AUDIT" | grep -F '"secret":"GH_TOKEN"' | grep -F '"status":403'
+	[ "$(grep -c '"decision":"inject"' "$AUDIT")" -eq 1 ]
+}
+
+@test "secrets: a placeholder sent where it is not bound is refused and logged (exfiltration)" {
+	start_upstream --http
+	export OTHER_TOKEN="$OTHER_VALUE"
+	aj_sep "${BASE[@]}" --allow "other.test:$UPSTREAM_HTTP_PORT" \
+		--secret GH_TOKEN@api.example.test --secret OTHER_TOKEN@other.test -- sh -c '
+		u=https://api.example.test:'"$P"'
+		# raw, in a header, to an intercepted host the secret is not bound to
+		curl -sS -w "\nraw=%{http_code}\n" -H "X-Leak: $OTHER_TOKEN" $u/a
+		# base64 in the query
+		b=$(printf "u:%s" "$OTHER_TOKEN" | base64 -w0)
+		curl -sS -o /dev/null -w "b64=%{http_code}\n" "$u/b?d=$b"
+		# percent-encoded, every byte
+		e=$(printf "%s" "$OTHER_TOKEN" | od -An -tx1 | tr -d " \n" | sed "s/../%&/g")
+		curl -sS -o /dev/null -w "pct=%{http_code}\n" "$u/c?d=$e"
+		# in a request body
+		curl -sS -o /dev/null -w "body=%{http_code}\n" --data-binary "leak=$OTHER_TOKEN" $u/d
+		# plain HTTP to another allowed host
+		curl -sS -o /dev/null -w "plain=%{http_code}\n" \
+			"http://other.test:'"$UPSTREAM_HTTP_PORT"'/x?t=$GH_TOKEN"'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	assert_line "raw=403"
+	assert_line "b64=403"
+	assert_line "pct=403"
+	assert_line "body=403"
+	assert_line "plain=403"
+	assert_output --partial "placeholder of secret OTHER_TOKEN"
+	[ "$(grep '"decision":"exfil"' "$AUDIT" | grep -c '"secret":"OTHER_TOKEN"')" -ge 4 ]
+	grep '"decision":"exfil"' "$AUDIT" | grep -F '"secret":"GH_TOKEN"'
+	# none of them reached the upstream
+	! grep -F '"path": "/a"' "$UPSTREAM_LOG"
+	! grep -F '"path": "/d"' "$UPSTREAM_LOG"
+	[[ "$stderr" == *"exfiltration"* ]]
+}
+
+@test "secrets: Host and SNI must match the CONNECT target (421, refused handshake)" {
+	aj_sep "${BASE[@]}" --secret GH_TOKEN@api.example.test -- sh -c '
+		curl -sS -w "\nhost=%{http_code}\n" -H "Host: other.test:'"$P"'" \
+			https://api.example.test:'"$P"'/x
+		echo | openssl s_client -proxy 127.0.0.1:3128 -connect api.example.test:'"$P"' \
+			-servername other.test >/dev/null 2>&1; echo "sni=$?"
+		echo | openssl s_client -proxy 127.0.0.1:3128 -connect api.example.test:'"$P"' \
+			-servername api.example.test -verify_return_error >/dev/null 2>&1; echo "ok=$?"'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	assert_line "host=421"
+	assert_output --partial "does not match the CONNECT target"
+	assert_line "sni=1"
+	assert_line "ok=0"
+	grep -F '"status":421' "$AUDIT"
+	grep -F 'SNI' "$AUDIT"
+}
+
+@test "secrets: an upstream with an untrusted certificate gives 502 with the reason" {
+	stop_upstream
+	start_upstream --untrusted
+	P="$UPSTREAM_PORT"
+	aj_sep --log "$AUDIT" --upstream-ca "$UPSTREAM_CA" --add-host api.example.test=127.0.0.1 \
+		--allow "api.example.test:$P" --secret GH_TOKEN@api.example.test -- \
+		curl -sS -w "\ncode=%{http_code}\n" -H "Authorization: token \$GH_TOKEN" \
+		"https://api.example.test:$P/x"
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	assert_line "code=502"
+	assert_output --partial "certificate"
+	grep '"status":502' "$AUDIT" | grep -F 'certificate'
+	[ ! -s "$UPSTREAM_LOG" ] || ! grep -F '"path": "/x"' "$UPSTREAM_LOG"
+}
+
+@test "secrets: curl, python, node and git trust the interception with no flags" {
+	skip_unless_cmd node git python3
+	aj_sep "${BASE[@]}" --secret GH_TOKEN@api.example.test -- sh -c '
+		u=https://api.example.test:'"$P"'
+		curl -sS -o /dev/null -w "curl=%{http_code}\n" $u/curl
+		/usr/bin/python3 -c "
+import os, urllib.request
+r = urllib.request.urlopen(urllib.request.Request(\"$u/python\",
+    headers={\"Authorization\": \"token \" + os.environ[\"GH_TOKEN\"]}))
+print(\"python=%d\" % r.status)"
+		node -e "
+const http = require(\"http\"), tls = require(\"tls\");
+const req = http.request({host: \"127.0.0.1\", port: 3128, method: \"CONNECT\",
+                          path: \"api.example.test:'"$P"'\"});
+req.on(\"connect\", (res, sock) => {
+  const s = tls.connect({socket: sock, servername: \"api.example.test\"}, () => {
+    s.write(\"GET /node HTTP/1.1\\r\\nHost: api.example.test:'"$P"'\\r\\nConnection: close\\r\\n\\r\\n\");
+  });
+  let d = \"\"; s.on(\"data\", c => d += c);
+  s.on(\"end\", () => console.log(\"node=\" + d.split(\" \")[1]));
+  s.on(\"error\", e => console.log(\"node-error=\" + e.message));
+});
+req.end();"
+		git ls-remote $u/git.git >/dev/null 2>&1; echo "git=$?"
+		GIT_CURL_VERBOSE=1 git ls-remote $u/git.git 2>&1 | grep -ci "certificate problem" || true'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	assert_line "curl=200"
+	assert_line "python=200"
+	assert_line "node=200"
+	assert_line "0" # no certificate problem reported by git
+	grep -F '"path": "/git.git/info/refs?service=git-upload-pack"' "$UPSTREAM_LOG"
+	grep -F "\"Authorization\": \"token $GH_VALUE\"" "$UPSTREAM_LOG"
+}
+
+# A static HTTPS server that demands Basic auth (401 first, as git expects), logging the
+# Authorization it receives; it uses the certificate test/upstream.py made.
+start_auth_server() {
+	cat >"$BATS_TEST_TMPDIR/auth.py" <<'EOF'
+import http.server, os, ssl, sys
+root, d, logf, portf = sys.argv[1:5]
+class H(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=root, **k)
+    def log_message(self, *a):
+        pass
+    def send_head(self):
+        auth = self.headers.get("Authorization")
+        with open(logf, "a") as f:
+            f.write("%s %s\n" % (self.path, auth))
+        if not auth:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="t"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        return super().send_head()
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(os.path.join(d, "server.crt"), os.path.join(d, "server.key"))
+s.socket = c.wrap_socket(s.socket, server_side=True)
+with open(portf + ".tmp", "w") as f:
+    f.write(str(s.server_address[1]))
+os.rename(portf + ".tmp", portf)
+s.serve_forever()
+EOF
+	python3 "$BATS_TEST_TMPDIR/auth.py" "$1" "$UPSTREAM_DIR" "$BATS_TEST_TMPDIR/auth.log" \
+		"$BATS_TEST_TMPDIR/auth.port" >/dev/null 2>&1 3>&- </dev/null &
+	AUTH_PID=$!
+	wait_for_file "$BATS_TEST_TMPDIR/auth.port" 10
+	AUTH_PORT="$(cat "$BATS_TEST_TMPDIR/auth.port")"
+}
+
+@test "secrets: git sends the token in Basic auth from the URL; the proxy decodes, replaces, re-encodes" {
+	skip_unless_cmd git
+	srv="$BATS_TEST_TMPDIR/srv"
+	mkdir -p "$srv"
+	git init -q --bare "$srv/repo.git"
+	git -C "$BATS_TEST_TMPDIR" init -q src
+	git -C "$BATS_TEST_TMPDIR/src" -c user.name=t -c user.email=t@t commit -q --allow-empty -m one
+	git -C "$BATS_TEST_TMPDIR/src" push -q "$srv/repo.git" HEAD:refs/heads/main
+	git -C "$srv/repo.git" symbolic-ref HEAD refs/heads/main
+	git -C "$srv/repo.git" update-server-info
+	start_auth_server "$srv"
+	aj_sep --log "$AUDIT" --upstream-ca "$UPSTREAM_CA" --add-host git.example.test=127.0.0.1 \
+		--allow "git.example.test:$AUTH_PORT" --secret GH_TOKEN@git.example.test -- sh -c '
+		git clone -q "https://x-access-token:$GH_TOKEN@git.example.test:'"$AUTH_PORT"'/repo.git" c &&
+		git -C c log --format=%s'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	assert_output --partial "one"
+	want="Basic $(printf 'x-access-token:%s' "$GH_VALUE" | base64 -w0)"
+	grep -F "$want" "$BATS_TEST_TMPDIR/auth.log"
+	grep '"decision":"inject"' "$AUDIT" | grep -F '"secret":"GH_TOKEN"'
+	# the clone's config (in the workspace) holds the placeholder, never the value
+	! grep -rF "$GH_VALUE" "$WS"
+}
+
+@test "secrets: a value echoed in a chunked body is redacted across chunk boundaries" {
+	aj_sep "${BASE[@]}" --secret GH_TOKEN@api.example.test -- sh -c '
+		# the upstream echoes the body; send the token in it as a header value too, so
+		# the substituted value comes back in the body JSON and the echo headers
+		for i in 1 2 3; do
+			curl -sS -H "X-Upstream-Echo-Headers: 1" -H "Authorization: token $GH_TOKEN" \
+				-H "Transfer-Encoding: chunked" --data-binary @/dev/null \
+				"https://api.example.test:'"$P"'/r$i"
+			echo
+		done'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	refute_output --partial "$GH_VALUE"
+	[ "$(grep -c "$GH_VALUE" "$UPSTREAM_LOG")" -ge 3 ]
+}
+
+@test "secrets: a missing source fails the run with the secret's name, never a value" {
+	unset GH_TOKEN
+	aj_sep "${BASE[@]}" --secret GH_TOKEN@api.example.test -- true
+	[ "$status" -eq 125 ]
+	[[ "$stderr" == *"GH_TOKEN"* ]]
+}
