@@ -635,6 +635,10 @@ static int parse_host_spec(const char *spec, bool allow_port, char **pattern, in
 		if (*c >= 'A' && *c <= 'Z')
 			*c = (char)(*c - 'A' + 'a');
 	n = strlen(host);
+	if (!strcmp(host, "*.")) {
+		*err = "malformed host pattern";
+		return -1;
+	}
 	if (n > 1 && host[n - 1] == '.')
 		host[--n] = '\0';
 	if (parse_ip_pattern(host, out, sizeof(out), err)) {
@@ -1700,10 +1704,12 @@ static int secret_list(struct pfile *f, const struct entry *e, void *vec, bool *
 static int apply_secret(struct pfile *f, struct policy *p, bool untrusted, const struct entry *e,
 			struct secret_ctx *c, const char *origin)
 {
+	char hdr[PATH_MAX + 32];
 	struct secret_rule *s;
 	const char *err;
 	bool b;
 
+	(void)origin;
 	if (!e->key) { /* [secret NAME] */
 		if (secret_finish(f, p, c) < 0)
 			return -1;
@@ -1734,8 +1740,10 @@ static int apply_secret(struct pfile *f, struct policy *p, bool untrusted, const
 	}
 	if (untrusted)
 		return widen(f, e, "it adds or changes a secret (a workspace may only drop one)");
-	s = secret_get(p, c->name, origin);
-	set_origin(s->origin, origin);
+	/* A secret's origin is the [secret NAME] line of the last profile that shaped it. */
+	snprintf(hdr, sizeof(hdr), "%s:%d", f->name, c->line);
+	s = secret_get(p, c->name, hdr);
+	set_origin(s->origin, hdr);
 	c->any = true;
 	if (!strcmp(e->key, "source")) {
 		const char *v = e->value;
@@ -2342,9 +2350,11 @@ void policy_list_profiles(FILE *out)
 
 		snprintf(src, sizeof(src), "%s%s", l->source, shadowed ? " (overridden)" : "");
 		fprintf(out, "%-12s %-44s %s\n", l->name, src, l->desc);
-		free(l->name);
-		free(l->source);
-		free(l->desc);
+	}
+	for (i = 0; i < v.n; i++) {
+		free(v.v[i].name);
+		free(v.v[i].source);
+		free(v.v[i].desc);
 	}
 	free(v.v);
 }
