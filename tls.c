@@ -276,7 +276,6 @@ static SSL_CTX *server_ctx_for(const char *host)
 	}
 	X509_free(leaf);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
 	return ctx;
@@ -366,7 +365,6 @@ static int make_client_ctx(const struct policy *p)
 	}
 	SSL_CTX_set_min_proto_version(client_ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(client_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-	SSL_CTX_set_mode(client_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(client_ctx, SSL_VERIFY_PEER, NULL);
 	if (SSL_CTX_set_default_verify_paths(client_ctx) != 1) {
 		msg("TLS: cannot load the system trust store: %s", ssl_reason());
