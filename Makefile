@@ -64,7 +64,7 @@ check: all asan
 
 # Installs what is missing, builds, and runs the built-in demo.
 demo: all
-	./agentjail demo
+	demo/prompt-injection.sh
 
 deps:
 	sh .ci/deps.sh
