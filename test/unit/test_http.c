@@ -153,7 +153,8 @@ static char *dechunk(const char *s, size_t step, size_t *rest)
 
 			if (n < 0)
 				return NULL;
-			memcpy(out + o, d, dl);
+			if (dl)
+				memcpy(out + o, d, dl);
 			o += dl;
 			i += (size_t)n;
 			avail -= (size_t)n;

@@ -1,5 +1,6 @@
 /* test_net.c - net.c: normalisation, host patterns, rules, address classes */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "net.h"
@@ -128,6 +129,9 @@ int main(void)
 		net_addr_str((struct sockaddr *)&ss, buf, sizeof(buf));
 		CHECK(!strcmp(buf, "1.1.1.1"));
 	}
+	for (size_t i = 0; i < p.hosts.n; i++)
+		free(p.hosts.v[i].pattern);
+	free(p.hosts.v);
 	if (failures)
 		fprintf(stderr, "%d failures\n", failures);
 	else
