@@ -339,7 +339,8 @@ static int expand_path(const struct policy *p, const char *in, char **out, const
 static void mount_remove_at(struct policy *p, size_t i)
 {
 	free(p->mounts.v[i].path);
-	memmove(&p->mounts.v[i], &p->mounts.v[i + 1], (p->mounts.n - i - 1) * sizeof(p->mounts.v[0]));
+	memmove(&p->mounts.v[i], &p->mounts.v[i + 1],
+		(p->mounts.n - i - 1) * sizeof(p->mounts.v[0]));
 	p->mounts.n--;
 }
 
@@ -720,7 +721,8 @@ int policy_add_host_map(struct policy *p, const char *spec, const char *origin, 
 		return -1;
 	}
 	for (i = 0; i < n; i++)
-		name[i] = (char)((spec[i] >= 'A' && spec[i] <= 'Z') ? spec[i] - 'A' + 'a' : spec[i]);
+		name[i] =
+		    (char)((spec[i] >= 'A' && spec[i] <= 'Z') ? spec[i] - 'A' + 'a' : spec[i]);
 	name[n] = '\0';
 	if (n > 1 && name[n - 1] == '.')
 		name[--n] = '\0';
@@ -1182,8 +1184,8 @@ static int pf_handler(void *user, const char *section, const char *name, const c
 	if (f->failed)
 		return 1;
 	if (f->sec == SEC_NONE && !f->config) {
-		pf_error(f, f->line, "'%s' outside any section (start with a section such as [profile])",
-			 name);
+		pf_error(f, f->line,
+			 "'%s' outside any section (start with a section such as [profile])", name);
 		return 0;
 	}
 	for (k = section_keys(f); *k; k++)
@@ -1193,7 +1195,8 @@ static int pf_handler(void *user, const char *section, const char *name, const c
 		if (f->sec == SEC_NONE)
 			pf_error(f, f->line, "unknown key '%s'", name);
 		else
-			pf_error(f, f->line, "unknown key '%s' in [%s]", name, section_label(f->sec));
+			pf_error(f, f->line, "unknown key '%s' in [%s]", name,
+				 section_label(f->sec));
 		return 0;
 	}
 	if (!value || !*value) {
@@ -1309,7 +1312,8 @@ static void dir_profile_names(const char *dir, void *vec)
 		size_t n = strlen(de->d_name);
 		char *name;
 
-		if (n <= 4 || strcmp(de->d_name + n - 4, ".ini") || !strcmp(de->d_name, "config.ini"))
+		if (n <= 4 || strcmp(de->d_name + n - 4, ".ini") ||
+		    !strcmp(de->d_name, "config.ini"))
 			continue;
 		name = xstrndup(de->d_name, n - 4);
 		if (!valid_profile_name(name) || names->n >= 4096) {
@@ -1490,8 +1494,9 @@ static int apply_inherit(struct loader *L, struct pfile *f, struct source *s,
 			}
 			if (r < 0) {
 				avail = available_names();
-				pf_error(f, e->line, "inherit: no profile named '%s' (available: %s)",
-					 name, avail);
+				pf_error(f, e->line,
+					 "inherit: no profile named '%s' (available: %s)", name,
+					 avail);
 				free(avail);
 				ret = -1;
 				break;
@@ -1591,7 +1596,8 @@ static int apply_list(struct pfile *f, struct policy *p, bool untrusted, const s
 			if (strchr(items[i], '=') ||
 			    policy_add_env(p, items[i], origin, &err) < 0) {
 				pf_error(f, e->line, "pass %s: %s", items[i],
-					 err ? err : "give the name only (set = NAME=VALUE sets one)");
+					 err ? err
+					     : "give the name only (set = NAME=VALUE sets one)");
 				ret = -1;
 			}
 		} else { /* unset */
@@ -1763,7 +1769,8 @@ static int apply_secret(struct pfile *f, struct policy *p, bool untrusted, const
 			src = SECRET_CMD;
 			arg = xstrdup(v + 4);
 		} else {
-			pf_error(f, e->line, "source must be env:VARIABLE, file:PATH or cmd:COMMAND");
+			pf_error(f, e->line,
+				 "source must be env:VARIABLE, file:PATH or cmd:COMMAND");
 			return -1;
 		}
 		s = secret_find(p, c->name);
@@ -2069,14 +2076,15 @@ int policy_load(struct policy *p, const char *profile, char *err, size_t errlen)
 				goto out;
 			}
 		} else {
-			r = valid_profile_name(profile) ? find_named(&L, profile, LVL_USER, &s) : -1;
+			r = valid_profile_name(profile) ? find_named(&L, profile, LVL_USER, &s)
+							: -1;
 			if (r == -2)
 				goto out;
 			if (r < 0) {
 				char *avail = available_names();
 
-				snprintf(err, errlen, "unknown profile '%s'; available: %s", profile,
-					 avail);
+				snprintf(err, errlen, "unknown profile '%s'; available: %s",
+					 profile, avail);
 				free(avail);
 				goto out;
 			}
@@ -2165,8 +2173,10 @@ void policy_explain(FILE *out, const struct policy *p)
 	const char *ws = workspace_of(p, wsbuf, sizeof(wsbuf));
 	size_t i, j;
 
-	fprintf(out, "# effective policy (explain builds nothing and runs nothing);\n"
-		     "# every mount is at the same path inside the jail; origins say which line added it\n");
+	fprintf(
+	    out,
+	    "# effective policy (explain builds nothing and runs nothing);\n"
+	    "# every mount is at the same path inside the jail; origins say which line added it\n");
 	for (i = 0; i < p->layers.n; i++)
 		line(out, "layer", "", p->layers.v[i], "");
 	if (p->argv && p->argv[0]) {
@@ -2174,7 +2184,8 @@ void policy_explain(FILE *out, const struct policy *p)
 
 		buf[0] = '\0';
 		for (i = 0; p->argv[i] && o < sizeof(buf) - 1; i++) {
-			int n = snprintf(buf + o, sizeof(buf) - o, "%s%s", i ? " " : "", p->argv[i]);
+			int n =
+			    snprintf(buf + o, sizeof(buf) - o, "%s%s", i ? " " : "", p->argv[i]);
 
 			if (n < 0)
 				break;

@@ -301,7 +301,8 @@ static void test_errors(void)
 {
 	CHECK(has(err_of("[profile]\nnetwork = proxy\n[bogus]\n", false),
 		  "t.ini:3: unknown section [bogus]"));
-	CHECK(has(err_of("[profile]\ncolour = red\n", false), "t.ini:2: unknown key 'colour' in [profile]"));
+	CHECK(has(err_of("[profile]\ncolour = red\n", false),
+		  "t.ini:2: unknown key 'colour' in [profile]"));
 	CHECK(has(err_of("network = none\n", false), "t.ini:1: 'network' outside any section"));
 	CHECK(has(err_of("[profile]\njust words\n", false), "t.ini:2: syntax error"));
 	CHECK(has(err_of("[network]\nallow = a.com\n  b.com\n", false), "t.ini:3: indented line"));
@@ -310,25 +311,33 @@ static void test_errors(void)
 	CHECK(has(err_of("[filesystem]\n\nrw = /a/../b\n", false), "t.ini:3:"));
 	CHECK(has(err_of("[network]\nallow = ok.com, bad..com\n", false),
 		  "t.ini:2: allow bad..com: malformed host name"));
-	CHECK(has(err_of("[network]\ndeny = x.com:99999\n", false), "t.ini:2: deny x.com:99999: bad port"));
-	CHECK(has(err_of("[profile]\nnetwork = maybe\n", false), "t.ini:2: network must be none or proxy"));
+	CHECK(has(err_of("[network]\ndeny = x.com:99999\n", false),
+		  "t.ini:2: deny x.com:99999: bad port"));
+	CHECK(has(err_of("[profile]\nnetwork = maybe\n", false),
+		  "t.ini:2: network must be none or proxy"));
 	CHECK(has(err_of("[secret X]\n[profile]\n", false), "t.ini:1: empty [secret X] section"));
-	CHECK(has(err_of("[secret X]\nsource = env:X\n", false), "t.ini:1: secret X is bound to no host"));
+	CHECK(has(err_of("[secret X]\nsource = env:X\n", false),
+		  "t.ini:1: secret X is bound to no host"));
 	CHECK(has(err_of("[secret X]\nhosts = a.com\nsource = cmd:pass x\noptional = yes\n", false),
 		  "t.ini:1: secret X: optional needs"));
-	CHECK(has(err_of("[secret X]\nhosts = a.com\nsource = magic:x\n", false), "t.ini:3: source must be"));
-	CHECK(has(err_of("[secret X]\nhosts = a.com\nheader = Bearer\n", false), "t.ini:3: header must"));
+	CHECK(has(err_of("[secret X]\nhosts = a.com\nsource = magic:x\n", false),
+		  "t.ini:3: source must be"));
+	CHECK(has(err_of("[secret X]\nhosts = a.com\nheader = Bearer\n", false),
+		  "t.ini:3: header must"));
 	CHECK(has(err_of("[secret X]\nhosts = *\n", false), "t.ini:2: hosts *: a secret cannot"));
 	CHECK(has(err_of("[secret 1X]\nhosts = a.com\n", false), "t.ini:1: bad secret name"));
 	CHECK(has(err_of("[secret]\n", false), "t.ini:1: [secret] needs a name"));
-	CHECK(has(err_of("[secret X]\nhosts = a.com\ndrop = yes\n", false), "t.ini:3: drop = yes must be"));
+	CHECK(has(err_of("[secret X]\nhosts = a.com\ndrop = yes\n", false),
+		  "t.ini:3: drop = yes must be"));
 	CHECK(has(err_of("[env]\nset = NOEQUALS\n", false), "t.ini:2: set needs NAME=VALUE"));
 	CHECK(has(err_of("[env]\npass = A=B\n", false), "t.ini:2: pass A=B"));
-	CHECK(has(err_of("[profile]\ninherit = no-such-profile\n", false),
-		  "t.ini:2: inherit: no profile named 'no-such-profile' (available: agent, default"));
+	CHECK(
+	    has(err_of("[profile]\ninherit = no-such-profile\n", false),
+		"t.ini:2: inherit: no profile named 'no-such-profile' (available: agent, default"));
 	CHECK(has(err_of("[profile]\ninherit = /no/such/file.ini\n", false),
 		  "t.ini:2: inherit /no/such/file.ini: No such file"));
-	CHECK(has(err_of("[profile]\ndescription =\n", false), "t.ini:2: 'description' has no value"));
+	CHECK(has(err_of("[profile]\ndescription =\n", false),
+		  "t.ini:2: 'description' has no value"));
 	CHECK(has(err_of("[profile\n", false), "t.ini:1: missing ']'"));
 	char longline[400];
 	memset(longline, 'a', sizeof(longline) - 1);
@@ -347,7 +356,8 @@ static void test_untrusted(void)
 	CHECK(has(err_of("[network]\nallow = evil.com\n", true),
 		  "ws.ini:2: 'allow = evil.com' would widen the jail: it allows a host"));
 	CHECK(has(err_of("[network]\nallow = evil.com\n", true), "--trust-workspace"));
-	CHECK(has(err_of("[filesystem]\nrw = /home\n", true), "ws.ini:2: 'rw = /home' would widen"));
+	CHECK(
+	    has(err_of("[filesystem]\nrw = /home\n", true), "ws.ini:2: 'rw = /home' would widen"));
 	CHECK(has(err_of("[filesystem]\nro = ~/.ssh\n", true),
 		  "'ro = ~/.ssh' would widen the jail: it makes a path visible"));
 	CHECK(has(err_of("[filesystem]\noverlay = /var\n", true), "would widen"));
@@ -364,13 +374,14 @@ static void test_untrusted(void)
 		       "hide = ~/.claude/.credentials.json\n"
 		       "[secret K]\nhosts = a.com\n[secret L]\nhosts = b.com\n",
 		   false, err, sizeof(err)) == 0);
-	CHECK(text(&p, "[profile]\ndescription = tighten\nnetwork = proxy\n"
-		       "[network]\ndeny = a.com\n"
-		       "[filesystem]\nhide = /opt/sdk/bin\nro = ~/.cache/tool\noverlay = /opt/sdk/lib\n"
-		       "ro = $WORKSPACE/.git\nhide = $WORKSPACE/.env\nhide = ~/.ssh\n"
-		       "[env]\nset = CI=1\nunset = CI\n"
-		       "[secret K]\ndrop = yes\n"
-		       "[secret NOT_THERE]\ndrop = yes\n",
+	CHECK(text(&p,
+		   "[profile]\ndescription = tighten\nnetwork = proxy\n"
+		   "[network]\ndeny = a.com\n"
+		   "[filesystem]\nhide = /opt/sdk/bin\nro = ~/.cache/tool\noverlay = /opt/sdk/lib\n"
+		   "ro = $WORKSPACE/.git\nhide = $WORKSPACE/.env\nhide = ~/.ssh\n"
+		   "[env]\nset = CI=1\nunset = CI\n"
+		   "[secret K]\ndrop = yes\n"
+		   "[secret NOT_THERE]\ndrop = yes\n",
 		   true, err, sizeof(err)) == 0);
 	if (err[0])
 		fprintf(stderr, "  %s\n", err);
@@ -546,7 +557,8 @@ static void test_secrets_explain(void)
 	CHECK(policy_add_mount(&p, "/opt/x", MOUNT_RO, true, "--ro", &e) == 0);
 	out = explain(&p);
 	CHECK(!strstr(out, "THE-REAL-VALUE"));
-	CHECK(has(out, "secret             ANTHROPIC_API_KEY -> api.anthropic.com source=env:ANTHROPIC_API_KEY"));
+	CHECK(has(out, "secret             ANTHROPIC_API_KEY -> api.anthropic.com "
+		       "source=env:ANTHROPIC_API_KEY"));
 	CHECK(has(out, "GH_TOKEN -> github.com"));
 	CHECK(has(out, "--secret"));
 	CHECK(has(out, "deny               example.org:8080"));
@@ -554,7 +566,8 @@ static void test_secrets_explain(void)
 	CHECK(has(out, "ro?      /opt/x (absent: skipped)"));
 	CHECK(has(out, "hide?"));
 	CHECK(has(out, "network   proxy"));
-	CHECK(has(out, "allow              api.anthropic.com                            agent.ini:"));
+	CHECK(
+	    has(out, "allow              api.anthropic.com                            agent.ini:"));
 	free(out);
 	policy_free(&p);
 	unsetenv("ANTHROPIC_API_KEY");
