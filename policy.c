@@ -409,6 +409,40 @@ static const char *mode_name(enum mount_mode m)
 }
 
 /*
+ * The jail opens a bind's source on the host following links, so a link planted in the
+ * workspace (or left in a read-write directory by an earlier run) could make an untrusted
+ * "ro = $WORKSPACE/link" show any host path. Refuse such a rule when any existing
+ * component of the path is a symbolic link.
+ */
+static const char *untrusted_link_check(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path), i;
+	struct stat st;
+
+	if (n >= sizeof(buf))
+		return "the path is too long to check";
+	memcpy(buf, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		char c = buf[i];
+		int r;
+
+		if (c != '/' && c != '\0')
+			continue;
+		buf[i] = '\0';
+		r = lstat(buf, &st);
+		buf[i] = c;
+		if (r < 0 && (errno == ENOENT || errno == ENOTDIR))
+			return NULL; /* nothing there: nothing a link could redirect */
+		if (r < 0)
+			return "it cannot be checked for symbolic links";
+		if (S_ISLNK(st.st_mode))
+			return "it goes through a symbolic link, which could point anywhere";
+	}
+	return NULL;
+}
+
+/*
  * May an untrusted profile add this rule? Hiding always narrows. ro and overlay narrow
  * only what is already visible: the most specific rule at or above the path (or the
  * workspace, bound read-write by the jail) must exist and must not hide it. rw widens.
@@ -433,12 +467,12 @@ static const char *untrusted_mount_check(const struct policy *p, const char *pat
 			best = m;
 	}
 	if (ws && path_at_or_under(path, ws) && (!best || strlen(best->path) <= strlen(ws)))
-		return NULL; /* inside the workspace, not under a more specific rule */
+		return untrusted_link_check(path); /* inside the workspace, no closer rule */
 	if (!best)
 		return "it makes a path visible that the jail does not show";
 	if (best->mode == MOUNT_HIDE)
 		return "it makes a hidden path visible";
-	return NULL;
+	return untrusted_link_check(path);
 }
 
 /* ---------------------------------------------------------------- environment */

@@ -222,6 +222,13 @@ refused() {
 	refused "$WS/.agentjail.ini:2: 'ro = ~/.claude/.credentials.json' would widen the jail: it makes a hidden path visible"
 }
 
+@test "workspace: ro through a planted symbolic link is refused" {
+	ln -s "$(realpath --relative-to="$WS" "$HOME/.ssh")" escape
+	printf '[filesystem]\nro = $WORKSPACE/escape\n' >.agentjail.ini
+	aj_sep -q -- cat escape/id_rsa
+	refused "$WS/.agentjail.ini:2: 'ro = \$WORKSPACE/escape' would widen the jail: it goes through a symbolic link"
+}
+
 @test "workspace: a refused profile runs nothing" {
 	printf '[network]\nallow = evil.example\n' >.agentjail.ini
 	aj_sep -- sh -c "touch $WS/ran"

@@ -395,6 +395,15 @@ static void test_untrusted(void)
 		   sizeof(err)) == -1);
 	CHECK(has(err, "it makes a hidden path visible"));
 	CHECK(text(&p, "[filesystem]\nro = /opt/sdk/bin/tool\n", true, err, sizeof(err)) == -1);
+	/* a link planted in the workspace cannot be bound through */
+	snprintf(path, sizeof(path), "%s/escape", ws);
+	CHECK(symlink("/etc", path) == 0);
+	CHECK(text(&p, "[filesystem]\nro = $WORKSPACE/escape\n", true, err, sizeof(err)) == -1);
+	CHECK(has(err, "it goes through a symbolic link"));
+	CHECK(text(&p, "[filesystem]\nro = $WORKSPACE/escape/passwd\n", true, err, sizeof(err)) ==
+	      -1);
+	CHECK(text(&p, "[filesystem]\nhide = $WORKSPACE/escape\n", true, err, sizeof(err)) == 0);
+	unlink(path);
 	/* going offline is tightening; coming back is not */
 	CHECK(text(&p, "[profile]\nnetwork = none\n", true, err, sizeof(err)) == 0);
 	CHECK(p.net == NET_NONE);
