@@ -157,8 +157,9 @@ refused() {
 @test "a denied host is refused by the proxy at run time" {
 	skip_unless_cmd curl
 	printf '[network]\ndeny = registry.npmjs.org\n' >.agentjail.ini
-	# The proxy refuses before it resolves or dials anything: no traffic leaves the machine.
-	aj_sep -q --profile node -- curl -sS -o /dev/null -w '%{http_code}' --max-time 20 \
+	# The proxy refuses before it resolves or dials anything; --add-host keeps even a
+	# regression on loopback: no traffic can leave the machine.
+	aj_sep -q --profile node --add-host registry.npmjs.org=127.0.0.1 -- curl -sS -o /dev/null -w '%{http_code}' --max-time 20 \
 		https://registry.npmjs.org/
 	[ "$status" -ne 0 ] || fail "curl reached a denied host"
 	[[ "$stderr" == *403* ]] || [[ "$output" == *403* ]] || fail "no 403: $output $stderr"
