@@ -30,7 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/landlock.h>
+#include <seccomp.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -1255,6 +1258,99 @@ static void spawn_conn(int fd)
 	}
 }
 
+/* ---- self-confinement ---- */
+
+#ifndef LANDLOCK_ACCESS_FS_REFER
+#define LANDLOCK_ACCESS_FS_REFER (1ULL << 13)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+#define LL_ACCESS_NET_BIND_TCP (1ULL << 0)
+
+/*
+ * Landlock: no filesystem writes, no execution, no bind(2) from here on (reads stay: the
+ * resolver reads /etc/hosts and loads NSS modules; upstream verification may read CA
+ * files). Handled rights with no rule are denied. Best effort: kernels without Landlock
+ * keep only the seccomp floor below. Descriptors already open (the audit log) still work.
+ */
+static void confine_landlock(void)
+{
+	struct {
+		uint64_t fs, net;
+	} attr;
+	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+	int fd;
+
+	if (abi < 1)
+		return;
+	attr.fs = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+		  LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+		  LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
+		  LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK |
+		  LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+		  LANDLOCK_ACCESS_FS_MAKE_SYM;
+	if (abi >= 2)
+		attr.fs |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		attr.fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	attr.net = LL_ACCESS_NET_BIND_TCP;
+	/* the net field exists from ABI 4 on: older kernels get the short struct */
+	fd = (int)syscall(SYS_landlock_create_ruleset, &attr,
+			  abi >= 4 ? sizeof(attr) : sizeof(attr.fs), 0);
+	if (fd < 0)
+		return;
+	if (syscall(SYS_landlock_restrict_self, fd, 0) < 0)
+		msg("proxy: landlock: %s (continuing without it)", strerror(errno));
+	close(fd);
+}
+
+/*
+ * A seccomp floor for the process that holds the secrets: nothing that would run another
+ * program, reach into another process, change namespaces or mounts, or load kernel code.
+ * Everything a proxy needs (sockets, poll, splice, threads, files for reading) stays.
+ */
+static int confine_seccomp(void)
+{
+	static const char *const deny[] = {
+		"execve", "execveat", "ptrace", "process_vm_readv", "process_vm_writev",
+		"mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "move_mount",
+		"open_tree", "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr", "bpf",
+		"perf_event_open", "keyctl", "add_key", "request_key", "userfaultfd",
+		"init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
+		"io_uring_setup", "io_uring_enter", "io_uring_register", "swapon", "swapoff",
+		"reboot", "acct", "quotactl", "personality", "uselib", "pidfd_getfd",
+		"open_by_handle_at", "name_to_handle_at",
+	};
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int rc = -1;
+
+	if (!ctx)
+		return -1;
+	for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]); i++) {
+		int nr = seccomp_syscall_resolve_name(deny[i]);
+
+		if (nr == __NR_SCMP_ERROR)
+			continue; /* not on this architecture */
+		if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0) < 0)
+			goto out;
+	}
+	rc = seccomp_load(ctx) < 0 ? -1 : 0;
+out:
+	seccomp_release(ctx);
+	return rc;
+}
+
+/* Called once, single-threaded, after the start-up report and before serving. */
+static void proxy_confine(void)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		die_errno("proxy: no_new_privs");
+	confine_landlock();
+	if (confine_seccomp() < 0)
+		die("proxy: cannot load its seccomp filter");
+}
+
 /* ---- the proxy process ---- */
 
 static int ctl_send(int ctl, char type, const void *a, size_t alen, const void *b, size_t blen)
@@ -1480,6 +1576,7 @@ static __attribute__((noreturn)) void proxy_child(struct policy *p, int ctl, pid
 	mallopt(M_ARENA_MAX, 2);
 	if (chdir("/") < 0)
 		die_errno("proxy: chdir /");
+	proxy_confine();
 	serve(ctl, sfd);
 }
 
