@@ -74,9 +74,10 @@ DEB_FILE    = agentjail_$(VERSION)_$(DEB_ARCH).deb
 DEB_DOCS    = $(wildcard README.md docs/*.md)
 
 deb: agentjail
+	@# agentjail is built: the install below must not try to rebuild it (-o).
 	@command -v dpkg-deb >/dev/null || { echo "make deb needs dpkg-deb (apt-get install dpkg)" >&2; exit 1; }
 	rm -rf '$(DEB_STAGE)'
-	$(MAKE) --no-print-directory install DESTDIR='$(abspath $(DEB_STAGE))' APPARMOR=yes \
+	$(MAKE) --no-print-directory -o agentjail install DESTDIR='$(abspath $(DEB_STAGE))' APPARMOR=yes \
 		PREFIX=/usr BINDIR=/usr/bin MANDIR=/usr/share/man \
 		BASHCOMPDIR=/usr/share/bash-completion/completions \
 		ZSHCOMPDIR=/usr/share/zsh/vendor-completions
