@@ -27,6 +27,7 @@
 extern char **environ;
 
 static volatile sig_atomic_t init_pid;
+static char **orig_argv; /* overwritten in init: /proc/1/cmdline shows nothing */
 
 /* Host variables that may enter the jail unasked: none of them carries a credential. */
 static const char *const env_allow[] = {
@@ -140,8 +141,10 @@ static void parse_args(int argc, char **argv, struct cli *c, int *optind_out)
 {
 	int o;
 
-	/* '+': stop at the first non-option, so the command's own flags stay its own. */
-	while ((o = getopt_long(argc, argv, "+C:qhV", long_opts, NULL)) != -1) {
+	/* '+': stop at the first non-option, so the command's own flags stay its own;
+	 * ':': report errors ourselves, in the agentjail: form. */
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "+:C:qhV", long_opts, NULL)) != -1) {
 		switch (o) {
 		case 'C':
 			c->workspace = optarg;
@@ -165,7 +168,14 @@ static void parse_args(int argc, char **argv, struct cli *c, int *optind_out)
 			version();
 			exit(0);
 		case '?':
-			fprintf(stderr, "Try 'agentjail --help'.\n");
+			if (optopt)
+				msg("unknown option -%c; try 'agentjail --help'", optopt);
+			else
+				msg("unknown option %s; try 'agentjail --help'", argv[optind - 1]);
+			exit(EXIT_JAIL_FAILED);
+		case ':':
+			msg("option %s needs an argument; try 'agentjail --help'",
+			    argv[optind - 1]);
 			exit(EXIT_JAIL_FAILED);
 		default: {
 			struct flag *f = VEC_PUSH(c->flags);
@@ -241,12 +251,12 @@ static void apply_flag(struct policy *p, const struct flag *f)
 		die("%s %s: %s", name, f->arg, err ? err : "invalid");
 }
 
-static bool has_allow(const struct policy *p)
+static bool flag_given(const struct cli *c, int opt)
 {
 	size_t i;
 
-	for (i = 0; i < p->hosts.n; i++)
-		if (!p->hosts.v[i].deny)
+	for (i = 0; i < c->flags.n; i++)
+		if (c->flags.v[i].opt == opt)
 			return true;
 	return false;
 }
@@ -388,16 +398,54 @@ static void protect_hooks_path(struct policy *p, const char *ws, const char *git
 	fclose(f);
 }
 
+/*
+ * A mount needs an existing target. In a git repository without .gitmodules, an empty one
+ * is created for the run (and removed after it, if still empty) so that it can be bound
+ * read-only: a planted submodule URL would be fetched by the user's next
+ * `git submodule update`, outside the jail.
+ */
+static char *planted_gitmodules;
+
+static void plant_gitmodules(const char *ws)
+{
+	char *path = xasprintf("%s/.gitmodules", ws);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		free(path);
+		return;
+	}
+	close(fd);
+	planted_gitmodules = path;
+}
+
+static void unplant_gitmodules(void)
+{
+	struct stat st;
+
+	if (planted_gitmodules && !lstat(planted_gitmodules, &st) && S_ISREG(st.st_mode) &&
+	    st.st_size == 0)
+		unlink(planted_gitmodules);
+}
+
 static void protect_workspace(struct policy *p, const char *ws)
 {
 	char *git = xasprintf("%s/.git", ws);
 	struct stat st;
 
 	if (!lstat(git, &st) && S_ISDIR(st.st_mode)) {
+		const char *err;
+
+		/* .git itself becomes a mount point, so it cannot be renamed away and replaced
+		 * by a directory with hooks of the code's choosing (EBUSY). */
+		if (policy_add_mount(p, git, MOUNT_RW, false, "protected", &err))
+			die("cannot protect %s: %s", git, err);
 		protect_path(p, ws, ".git/hooks", true);
 		protect_path(p, ws, ".git/config", false);
 		protect_path(p, ws, ".git/info", false);
+		protect_path(p, ws, ".git/modules", false); /* submodules' hooks and config */
 		protect_hooks_path(p, ws, git);
+		plant_gitmodules(ws);
 	} else if (!lstat(git, &st) && S_ISREG(st.st_mode)) {
 		/* A linked worktree: ".git" names the real git dir, outside the workspace. Bind
 		 * the common dir so git works, with its hooks and config read-only. */
@@ -429,6 +477,9 @@ static void protect_workspace(struct policy *p, const char *ws)
 				}
 				protect_hooks_path(p, ws, common);
 				free(common);
+				/* the .git file itself: rewritten, it would point git elsewhere */
+				protect_path(p, ws, ".git", false);
+				plant_gitmodules(ws);
 			}
 		}
 		if (f)
@@ -595,21 +646,41 @@ static void build_policy(struct policy *p, struct cli *c, char **argv)
 	policy_init(p);
 	p->workspace = resolve_workspace(c->workspace);
 	p->argv = argv;
+	for (i = 0; i < c->flags.n; i++)
+		if (c->flags.v[i].opt == OPT_TRUST)
+			p->trust_workspace = true; /* decides how the workspace profile loads */
 	policy_load_profiles(p, c->profile);
 	for (i = 0; i < c->flags.n; i++)
 		apply_flag(p, &c->flags.v[i]);
-	/* Network: --net decides; otherwise the proxy runs when anything may pass it. */
+	/*
+	 * Network: --net decides. Otherwise the profiles' mode stands, except that an --allow
+	 * or --secret flag on the command line asks for the proxy. A profile's own hosts do
+	 * not: a workspace profile's "network = none" must stay none.
+	 */
 	if (c->net_set) {
 		p->net = c->net;
 		snprintf(p->net_origin, sizeof(p->net_origin), "--net");
-	} else if (p->net == NET_NONE && (has_allow(p) || p->secrets.n)) {
+	} else if (p->net == NET_NONE && (flag_given(c, OPT_ALLOW) || flag_given(c, OPT_SECRET))) {
 		p->net = NET_PROXY;
 		snprintf(p->net_origin, sizeof(p->net_origin), "%s",
-			 has_allow(p) ? "--allow" : "--secret");
+			 flag_given(c, OPT_ALLOW) ? "--allow" : "--secret");
 	}
-	if (p->net == NET_NONE && p->secrets.n)
-		die("--net none: the jail is offline, so secrets cannot be used; drop --secret "
-		    "or use --net proxy");
+	if (p->net == NET_NONE && flag_given(c, OPT_SECRET))
+		die("--secret: the jail is offline (--net none or network = none), so a secret "
+		    "cannot be used; drop --secret or use --net proxy");
+}
+
+static char *const *copy_argv(char *const *argv)
+{
+	size_t n = 0, i;
+	char **v;
+
+	while (argv[n])
+		n++;
+	v = xcalloc(n + 1, sizeof(*v));
+	for (i = 0; i < n; i++)
+		v[i] = xstrdup(argv[i]);
+	return v;
 }
 
 static int run(struct policy *p)
@@ -630,6 +701,8 @@ static int run(struct policy *p)
 	if (policy_add_mount(p, p->workspace, MOUNT_RW, false, "workspace", &(const char *){ 0 }))
 		die("cannot bind the workspace %s", p->workspace);
 	j.exe_dir = command_dir(p->argv[0], p->workspace);
+	j.wipe_argv = orig_argv;
+	p->argv = copy_argv(p->argv);
 	j.uid = getuid();
 	{
 		struct passwd *pw = getpwuid(j.uid);
@@ -639,8 +712,10 @@ static int run(struct policy *p)
 	j.gid = getgid();
 
 	if (p->net == NET_PROXY) {
-		if (proxy_start(p, &px))
+		if (proxy_start(p, &px)) {
+			unplant_gitmodules();
 			exit(EXIT_JAIL_FAILED);
+		}
 		j.proxy_ctl = px.ctl;
 		j.ca_pem = px.ca_pem;
 		j.ca_pem_len = px.ca_pem_len;
@@ -663,6 +738,7 @@ static int run(struct policy *p)
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		if (px.pid > 0)
 			proxy_stop(&px);
+		unplant_gitmodules();
 		if (jail_diagnose(why, sizeof(why)))
 			die("cannot build the jail: %s", why);
 		errno = e;
@@ -690,6 +766,7 @@ static int run(struct policy *p)
 	}
 	if (px.pid > 0)
 		proxy_stop(&px);
+	unplant_gitmodules();
 	return code;
 }
 
@@ -699,6 +776,7 @@ int main(int argc, char **argv)
 	struct policy p;
 	int first;
 
+	orig_argv = argv;
 	if (argc > 1 && !strcmp(argv[1], "check"))
 		return cmd_check();
 	if (argc > 1 && !strcmp(argv[1], "profiles")) {
@@ -709,6 +787,9 @@ int main(int argc, char **argv)
 		parse_args(argc - 1, argv + 1, &c, &first);
 		build_policy(&p, &c, argv + 1 + first);
 		policy_explain(stdout, &p);
+		policy_free(&p);
+		free(p.workspace);
+		free(c.flags.v);
 		return 0;
 	}
 	parse_args(argc, argv, &c, &first);

@@ -539,7 +539,14 @@ static void setup_proc(void)
 {
 	if (make_mountpoint("/proc", false))
 		die_errno("cannot create /proc");
-	if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
+	/*
+	 * hidepid=invisible hides the processes the command may not ptrace: init, which is
+	 * non-dumpable, so not even its fd list or cmdline shows (for a root caller the
+	 * command is uid 0 too, and owner checks alone would let it list /proc/1/fd).
+	 */
+	if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "hidepid=invisible") &&
+	    mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2"))
 		die_errno("cannot mount /proc");
 }
 
@@ -813,13 +820,14 @@ static int wait_status_code(int status)
 static void __attribute__((noreturn)) init_main(struct jail *j)
 {
 	struct sigaction sa = { .sa_handler = init_forward, .sa_flags = SA_RESTART };
-	sigset_t all, old;
+	sigset_t all, none;
 	int status, code = EXIT_JAIL_FAILED;
 	pid_t pid;
 	size_t i;
 
 	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
+	sigemptyset(&none);
+	sigprocmask(SIG_BLOCK, &all, NULL);
 	for (i = 0; i < sizeof(fwd_signals) / sizeof(fwd_signals[0]); i++)
 		sigaction(fwd_signals[i], &sa, NULL);
 	pid = fork();
@@ -834,7 +842,8 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	/* init keeps nothing it does not need either. */
 	if (caps_drop_all() || seccomp_apply())
 		_exit(EXIT_JAIL_FAILED);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	/* The monitor blocked everything around clone(); init starts with that mask. */
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (;;) {
 		pid_t w = waitpid(-1, &status, __WALL);
 
@@ -858,13 +867,16 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 extern char **environ;
 
 /* The host environment must not be readable from PID 1's memory (/proc/1/environ). */
-static void wipe_environ(void)
+static void wipe_environ(const struct jail *j)
 {
 	char **e;
 
 	for (e = environ; e && *e; e++)
 		wipe(*e, strlen(*e));
 	environ = NULL;
+	/* agentjail's own argv too (/proc/1/cmdline); the command's argv is a copy. */
+	for (e = j->wipe_argv; e && *e; e++)
+		wipe(*e, strlen(*e));
 }
 
 static void __attribute__((noreturn)) init_start(struct jail *j)
@@ -888,7 +900,7 @@ static void __attribute__((noreturn)) init_start(struct jail *j)
 	 */
 	if (prctl(PR_SET_DUMPABLE, 0))
 		die_errno("prctl(PR_SET_DUMPABLE)");
-	wipe_environ();
+	wipe_environ(j);
 	init_main(j);
 }
 

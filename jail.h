@@ -19,6 +19,7 @@ struct jail {
 	gid_t gid;
 	int ready_fd;       /* monitor's end: init writes one byte once the jail is built */
 	int alive_fd;       /* init's end of the monitor-alive pipe */
+	char **wipe_argv;   /* agentjail's argv, overwritten in init */
 };
 
 /*

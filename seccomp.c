@@ -106,13 +106,21 @@ static int add_socket_rules(scmp_filter_ctx ctx)
 		if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
 				     SCMP_A0(SCMP_CMP_EQ, (uint64_t)deny_families[i])))
 			return -1;
-	/* Raw and packet sockets of any family; the type carries SOCK_* flags in high bits. */
-	if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
-			     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW)))
-		return -1;
-	if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
-			     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_PACKET)))
-		return -1;
+	/*
+	 * Raw and packet IP sockets; the type carries SOCK_NONBLOCK/CLOEXEC in high bits.
+	 * Netlink sockets are SOCK_RAW too, so the family is part of the rule.
+	 */
+	for (i = 0; i < 2; i++) {
+		int fam = i ? AF_INET6 : AF_INET;
+
+		if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 2,
+				     SCMP_A0(SCMP_CMP_EQ, (uint64_t)fam),
+				     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW)) ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 2,
+				     SCMP_A0(SCMP_CMP_EQ, (uint64_t)fam),
+				     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_PACKET)))
+			return -1;
+	}
 	/* Netlink: only NETLINK_ROUTE (ip addr, getifaddrs). */
 	return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 2,
 				SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
