@@ -23,8 +23,14 @@ INSTALLED_FILES = $(BINDIR)/agentjail $(MANDIR)/man1/agentjail.1 \
 		  $(BASHCOMPDIR)/agentjail $(ZSHCOMPDIR)/_agentjail
 
 # Whether the AppArmor profile is part of this install: yes, no, or auto (the host has
-# /etc/apparmor.d).  Evaluated by the shell in the recipes.
-AA_WANTED = case '$(APPARMOR)' in yes) true ;; no) false ;; *) test -d /etc/apparmor.d ;; esac
+# /etc/apparmor.d, and we can write there or are staging into a DESTDIR).  Evaluated by
+# the shell in the recipes.
+AA_WANTED = case '$(APPARMOR)' in yes) true ;; no) false ;; \
+	*) test -d /etc/apparmor.d || exit 1; \
+	   if [ -z '$(DESTDIR)' ] && [ ! -w '$(APPARMORDIR)' ]; then \
+		echo "note: cannot write $(APPARMORDIR): AppArmor profile not installed (as root: make install APPARMOR=yes)"; \
+		exit 1; \
+	   fi ;; esac
 # AppArmor is running in this kernel and we may load profiles.
 AA_ACTIVE = test -z '$(DESTDIR)' && command -v apparmor_parser >/dev/null 2>&1 && \
 	    test "$$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y
@@ -38,7 +44,7 @@ install: agentjail agentjail.1 agentjail-profile.5 completions/agentjail.bash \
 	$(INSTALL) -m 0644 agentjail-profile.5 '$(DESTDIR)$(MANDIR)/man5/agentjail-profile.5'
 	$(INSTALL) -m 0644 completions/agentjail.bash '$(DESTDIR)$(BASHCOMPDIR)/agentjail'
 	$(INSTALL) -m 0644 completions/_agentjail '$(DESTDIR)$(ZSHCOMPDIR)/_agentjail'
-	@if $(AA_WANTED); then \
+	@if ( $(AA_WANTED) ); then \
 		echo "install apparmor/agentjail -> $(DESTDIR)$(APPARMORDIR)/agentjail (for $(BINDIR)/agentjail)"; \
 		$(INSTALL) -d '$(DESTDIR)$(APPARMORDIR)' && \
 		sed 's|@BINDIR@|$(BINDIR)|g' apparmor/agentjail > '$(DESTDIR)$(APPARMORDIR)/agentjail.tmp' && \
