@@ -64,7 +64,7 @@ install: agentjail agentjail.1 agentjail-profile.5 completions/agentjail.bash \
 
 uninstall:
 	@if [ -f '$(DESTDIR)$(APPARMORDIR)/agentjail' ] && \
-	    grep -q 'agentjail' '$(DESTDIR)$(APPARMORDIR)/agentjail'; then \
+	    grep -q ' $(BINDIR)/agentjail ' '$(DESTDIR)$(APPARMORDIR)/agentjail'; then \
 		if $(AA_ACTIVE); then \
 			apparmor_parser -R '$(APPARMORDIR)/agentjail' 2>/dev/null || true; \
 		fi; \
