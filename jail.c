@@ -535,18 +535,21 @@ static void setup_dev(const struct jail *j)
 	mount_tmpfs_at("/dev/shm", 01777, j->uid, j->gid, false);
 }
 
-static void setup_proc(void)
+static void setup_proc(const struct jail *j)
 {
-	if (make_mountpoint("/proc", false))
-		die_errno("cannot create /proc");
 	/*
 	 * hidepid=invisible hides the processes the command may not ptrace: init, which is
 	 * non-dumpable, so not even its fd list or cmdline shows (for a root caller the
 	 * command is uid 0 too, and owner checks alone would let it list /proc/1/fd).
+	 * gid= names the group exempt from hiding; the default is gid 0, which for a root
+	 * caller is the command's own group, so name a gid this namespace does not map.
 	 */
-	if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  "hidepid=invisible") &&
-	    mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2"))
+	char opts[64];
+
+	snprintf(opts, sizeof(opts), "hidepid=invisible,gid=%u", j->gid == 65534 ? 65533 : 65534);
+	if (make_mountpoint("/proc", false))
+		die_errno("cannot create /proc");
+	if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts))
 		die_errno("cannot mount /proc");
 }
 
@@ -653,7 +656,7 @@ static void setup_filesystem(const struct jail *j)
 		setup_system_dir(jail_system_dirs[i]);
 	setup_etc(j);
 	setup_dev(j);
-	setup_proc();
+	setup_proc(j);
 	plan_build(j);
 	plan_run(j);
 	setup_ca(j);
