@@ -6,8 +6,9 @@
 # Loopback only (test/upstream.py on 127.0.0.1), every loop bounded in count and time.
 # The proxy is found from the host as the child of agentjail named agentjail-proxy.
 #
-# AJ_VALGRIND=1 (make valgrind-proxy) runs agentjail, hence the proxy it forks, under
-# valgrind --leak-check=full --error-exitcode=99 in the tests marked [valgrind].
+# The proxy under valgrind: the last test runs the proxy alone (the standalone driver of
+# test/proxy.bats, or the unfortified build/valgrind/proxy_standalone that `make
+# valgrind-proxy` builds) under memcheck through the same kinds of load.
 
 load helpers
 
@@ -27,14 +28,7 @@ teardown() {
 
 # aj_bg ARGS...: start agentjail in the background (stdout $OUT, stderr $ERR); sets AJ_PID.
 aj_bg() {
-	local pre=()
-	if [ "${AJ_VALGRIND:-0}" = 1 ]; then
-		pre=(valgrind -q --leak-check=full --show-leak-kinds=definite,indirect
-		     --errors-for-leak-kinds=definite,indirect --error-exitcode=99
-		     --trace-children=no --child-silent-after-fork=no
-		     --log-file="$BATS_TEST_TMPDIR/vg.%p")
-	fi
-	"${pre[@]}" "$AJ" "$@" >"$OUT" 2>"$ERR" 3>&- </dev/null &
+	"$AJ" "$@" >"$OUT" 2>"$ERR" 3>&- </dev/null &
 	AJ_PID=$!
 }
 
@@ -88,8 +82,17 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 threads() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
 
 wait_file() { wait_for_file "$@"; }
+# wait_nonempty FILE [SECONDS]: until FILE has content.
+wait_nonempty() {
+	local n=$((${2:-10} * 10))
+	while [ ! -s "$1" ] && [ $n -gt 0 ]; do
+		sleep 0.1
+		n=$((n - 1))
+	done
+	[ -s "$1" ]
+}
 
-@test "faults: kill -9 of the proxy mid-transfer: the command sees errors, no way around; its status is kept [valgrind]" {
+@test "faults: kill -9 of the proxy mid-transfer: the command sees errors, no way around; its status is kept" {
 	skip_unless_cmd curl
 	start_upstream --http
 	local P="$UPSTREAM_HTTP_PORT" pp
@@ -182,7 +185,7 @@ wait_file() { wait_for_file "$@"; }
 	assert_output ".git"
 }
 
-@test "faults: 10,000 connections, 1 MB header floods, half-closes, unread responses: proxy bounded, others served [valgrind]" {
+@test "faults: 10,000 connections, 1 MB header floods, half-closes, unread responses: proxy bounded, others served" {
 	skip_unless_cmd curl python3
 	start_upstream --http
 	local P="$UPSTREAM_HTTP_PORT" pp rss0 fd0 rss fd peak_rss=0 peak_fd=0 peak_thr=0 t
@@ -415,4 +418,74 @@ PY
 	! grep -qF "$value" "$BATS_TEST_TMPDIR/audit.jsonl"
 	! grep -qF "$value" "$ERR"
 	! grep -rqF "$value" "$WS"
+}
+
+@test "faults: valgrind: the proxy under memcheck through tunnels, plain HTTP, a storm and floods: no error, no leak" {
+	skip_unless_cmd valgrind curl python3
+	local drv="${AJ_VALGRIND_DRIVER:-$REPO/build/valgrind/proxy_standalone}" d pp log
+	[ -x "$drv" ] || drv="$REPO/test/unit/test_proxy_standalone"
+	[ -x "$drv" ] || skip "no proxy driver built (make; make valgrind-proxy)"
+	start_upstream --http
+	d="$BATS_TEST_TMPDIR/vg"
+	mkdir -p "$d"
+	valgrind --leak-check=full --show-leak-kinds=definite,indirect \
+		--errors-for-leak-kinds=definite,indirect --suppressions="$REPO/fuzz/valgrind.supp" \
+		--log-file="$d/vg.%p" "$drv" --serve "$d/port" \
+		--allow "example.test:$UPSTREAM_HTTP_PORT" --allow "example.test:$UPSTREAM_PORT" \
+		--add-host example.test=127.0.0.1 >"$d/pid" 2>"$d/stderr" 3>&- </dev/null &
+	AJ_PID=$!
+	wait_nonempty "$d/port" 60 && wait_nonempty "$d/pid" 10 || fail "driver: $(cat "$d/stderr")"
+	pp="$(cat "$d/pid")"
+	local P
+	P="$(cat "$d/port")"
+	# a tunnel, plain HTTP with a chunked body, a denial
+	run curl -sS -x "http://127.0.0.1:$P" --cacert "$UPSTREAM_CA" "https://example.test:$UPSTREAM_PORT/hello"
+	assert_success
+	run curl -sS -x "http://127.0.0.1:$P" -H "Transfer-Encoding: chunked" --data-binary "x=1" \
+		"http://example.test:$UPSTREAM_HTTP_PORT/post"
+	assert_success
+	run curl -sS -o /dev/null -w "%{http_code}" -x "http://127.0.0.1:$P" http://other.test/
+	assert_output 403
+	# 1,000 dropped connections, 5 floods of 1 MB, 50 half-closed unread requests
+	run timeout 300 python3 -c '
+import socket, struct, sys
+p, up = int(sys.argv[1]), sys.argv[2].encode()
+for i in range(1000):
+    s = socket.create_connection(("127.0.0.1", p))
+    if i % 3 == 0:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    elif i % 3 == 1:
+        s.sendall(b"CONNECT exa")
+    s.close()
+for i in range(5):
+    s = socket.create_connection(("127.0.0.1", p))
+    try:
+        s.sendall(b"GET http://example.test/ HTTP/1.1\r\n")
+        for j in range(1024):
+            s.sendall(b"X-F%d: %s\r\n" % (j, b"a" * 1000))
+    except OSError:
+        pass
+    s.close()
+held = []
+for i in range(50):
+    s = socket.create_connection(("127.0.0.1", p))
+    s.sendall(b"GET http://example.test:%s/bytes/100000 HTTP/1.1\r\nHost: example.test\r\n\r\n" % up)
+    s.shutdown(socket.SHUT_WR)
+    held.append(s)
+for s in held:
+    s.close()
+print("done")
+' "$P" "$UPSTREAM_HTTP_PORT"
+	assert_output done
+	run curl -sS -o /dev/null -w "%{http_code}" -x "http://127.0.0.1:$P" \
+		"http://example.test:$UPSTREAM_HTTP_PORT/bytes/10"
+	assert_output 200
+	sleep 2
+	kill -TERM "$AJ_PID"
+	wait_aj 120
+	log="$d/vg.$pp"
+	[ -f "$log" ] || fail "no valgrind log for the proxy ($pp): $(ls "$d")"
+	grep -E 'ERROR SUMMARY|definitely lost|indirectly lost|in use at exit' "$log" | sed 's/^/# /' >&3
+	grep -q 'ERROR SUMMARY: 0 errors' "$log" || fail "valgrind errors in the proxy: $(head -n 60 "$log")"
+	! grep -qE '(definitely|indirectly) lost: [1-9]' "$log" || fail "proxy leaks: $(grep -A8 'lost in loss record' "$log" | head -n 60)"
 }
