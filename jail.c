@@ -83,6 +83,8 @@ static const char *const ca_bundle_paths[] = {
 
 static volatile sig_atomic_t child_pid;
 
+#define ETC_COPY_MAX (1 << 20)
+
 /* ---- mount plan ---------------------------------------------------------------------- */
 
 enum op_kind {
@@ -104,6 +106,7 @@ struct op {
 
 static VEC(struct op) plan;
 static int newroot_fd = -1;
+static bool have_setattr = true; /* mount_setattr(2), Linux 5.12+ */
 static int overlay_seq;
 
 static int path_depth(const char *p)
@@ -240,9 +243,11 @@ static int make_readonly(const char *dst)
 
 	if (fd < 0)
 		return -1;
-	rc = (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
-			  sizeof(attr));
-	if (rc && errno == ENOSYS) {
+	rc = have_setattr ? (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE,
+					 &attr, sizeof(attr))
+			  : -1;
+	if (rc && (!have_setattr || errno == ENOSYS)) {
+		have_setattr = false;
 		fd_path(p, sizeof(p), fd);
 		rc = statvfs(p, &sv);
 		if (!rc) {
@@ -420,6 +425,48 @@ static char *slurp(const char *path, size_t max, size_t *len)
 
 /* ---- /etc, /dev, /proc ---------------------------------------------------------------- */
 
+/*
+ * One entry of the curated /etc: a symlink is recreated (its target is read inside the
+ * jail's view), a small regular file is copied into the tmpfs (a copy is much cheaper
+ * than a mount, and start-up time is mostly mounts), a directory is bound. With
+ * mount_setattr one recursive call at the end makes all of /etc read-only; without it
+ * each bind is remounted on its own.
+ */
+static void etc_entry(const char *path)
+{
+	char src[PATH_MAX + 16], target[PATH_MAX], dst[PATH_MAX + 16];
+	struct stat st;
+	size_t len;
+	ssize_t n;
+	char *data;
+
+	snprintf(src, sizeof(src), OLDROOT "%s", path);
+	if (lstat(src, &st))
+		return;
+	if (S_ISLNK(st.st_mode)) {
+		n = readlink(src, target, sizeof(target) - 1);
+		if (n < 0)
+			die_errno("readlink %s", path);
+		target[n] = '\0';
+		if (make_mountpoint(path, true) && errno != EEXIST)
+			die_errno("cannot create %s", path);
+		snprintf(dst, sizeof(dst), NEWROOT "%s", path);
+		if (unlink(dst) || symlink(target, dst))
+			die_errno("cannot link %s", path);
+		return;
+	}
+	if (S_ISREG(st.st_mode) && st.st_size <= ETC_COPY_MAX) {
+		data = slurp(src, ETC_COPY_MAX, &len);
+		if (!data)
+			return; /* unreadable for this user: it stays absent */
+		if (write_in_root(path, data, len, st.st_mode & 0644))
+			die_errno("cannot copy %s", path);
+		free(data);
+		return;
+	}
+	bind_path(path, !have_setattr, true);
+}
+
 static void setup_etc(const struct jail *j)
 {
 	const char *home = getenv("HOME");
@@ -431,7 +478,7 @@ static void setup_etc(const struct jail *j)
 	mount_tmpfs_at("/etc", 0755, j->uid, j->gid, false);
 	for (i = 0; etc_files[i]; i++) {
 		snprintf(path, sizeof(path), "/etc/%s", etc_files[i]);
-		bind_path(path, true, true);
+		etc_entry(path);
 	}
 	if (j->uid == 0)
 		n = snprintf(buf, sizeof(buf),
@@ -663,8 +710,7 @@ static void setup_filesystem(const struct jail *j)
 
 	/* The root, /etc and /dev are read-only: only the mounts meant to be writable are.
 	 * Our own tmpfs mounts carry no locked flags, so a plain remount is enough. */
-	if (mount(NULL, NEWROOT "/etc", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
-		  NULL) ||
+	if (make_readonly("/etc") ||
 	    mount(NULL, NEWROOT "/dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL))
 		die_errno("cannot make /etc and /dev read-only");
 	if (mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL))
@@ -831,6 +877,8 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	sigfillset(&all);
 	sigemptyset(&none);
 	sigprocmask(SIG_BLOCK, &all, NULL);
+	if (seccomp_prepare())
+		die_errno("cannot build the seccomp filter");
 	for (i = 0; i < sizeof(fwd_signals) / sizeof(fwd_signals[0]); i++)
 		sigaction(fwd_signals[i], &sa, NULL);
 	pid = fork();

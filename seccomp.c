@@ -20,6 +20,12 @@
 #include <linux/netlink.h>
 #include <linux/securebits.h>
 #include <sys/personality.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #include "util.h"
 
@@ -166,25 +172,53 @@ static int build_filter(scmp_filter_ctx ctx)
 	return 0;
 }
 
-int seccomp_apply(void)
+/* The compiled filter: built once by seccomp_prepare(), loaded by init and the command. */
+static struct sock_fprog prog;
+
+/*
+ * Compile the table to BPF once. libseccomp 2.5 exports only to an fd, so the program goes
+ * through a memfd into memory; each seccomp_apply() then loads it with one syscall.
+ */
+int seccomp_prepare(void)
 {
 	scmp_filter_ctx ctx;
-	int rc;
+	struct stat st;
+	int rc, fd = -1;
 
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
-		return -1;
 	ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
 		return -1;
 	rc = build_filter(ctx);
-	if (!rc)
-		rc = seccomp_load(ctx);
+	if (!rc) {
+		fd = memfd_create("agentjail-seccomp", MFD_CLOEXEC);
+		rc = fd < 0 ? -errno : seccomp_export_bpf(ctx, fd);
+	}
 	seccomp_release(ctx);
+	if (!rc && (fstat(fd, &st) || st.st_size <= 0 ||
+		    st.st_size % (off_t)sizeof(struct sock_filter)))
+		rc = -EINVAL;
+	if (!rc) {
+		prog.len = (unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter));
+		prog.filter = xmalloc((size_t)st.st_size);
+		if (pread(fd, prog.filter, (size_t)st.st_size, 0) != st.st_size)
+			rc = -EIO;
+	}
+	if (fd >= 0)
+		close(fd);
 	if (rc) {
 		errno = rc < 0 ? -rc : EINVAL;
 		return -1;
 	}
 	return 0;
+}
+
+int seccomp_apply(void)
+{
+	if (!prog.filter && seccomp_prepare())
+		return -1;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
 }
 
 int caps_drop_all(void)
