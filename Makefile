@@ -13,7 +13,9 @@ PKGCFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKGLIBS   = $(shell pkg-config --libs $(PKGS))
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
 	   -fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -fPIE \
-	   -DAGENTJAIL_VERSION='"$(VERSION)"' $(PKGCFLAGS)
+	   -DAGENTJAIL_VERSION='"$(VERSION)"' $(PKGCFLAGS) \
+	   -DLIBCAP_VERSION='"$(shell pkg-config --modversion libcap)"' \
+	   -DINIH_VERSION='"$(shell pkg-config --modversion inih)"'
 LDFLAGS += -pie -Wl,-z,relro,-z,now
 LDLIBS  += $(PKGLIBS)
 

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <seccomp.h>
 #include <pwd.h>
@@ -88,29 +89,29 @@ static const struct option long_opts[] = {
 static void usage(FILE *out)
 {
 	fputs("Usage: agentjail [OPTION]... [--] COMMAND [ARG]...\n"
-	      "       agentjail check | profiles | explain [OPTION]... [-- COMMAND...]\n"
-	      "Run COMMAND in a throw-away jail that sees only the workspace and reaches the\n"
-	      "network only through agentjail's proxy, which holds the real credentials.\n"
+	      "  or:  agentjail check | profiles | explain [OPTION]... [-- COMMAND [ARG]...]\n"
+	      "Run COMMAND in a throw-away jail that sees only the workspace; its network goes\n"
+	      "through agentjail's proxy, which holds the real credentials.\n"
 	      "\n"
-	      "  -C, --workspace DIR   the workspace, bound read-write (default: current dir)\n"
-	      "      --profile NAME    a built-in or user profile, or an .ini file\n"
-	      "      --ro PATH         bind PATH read-only      --rw PATH   read-write\n"
-	      "      --hide PATH       hide PATH under an empty, read-only mount\n"
-	      "      --overlay PATH    PATH with throw-away writes (caches)\n"
-	      "      --env NAME[=VAL]  pass NAME from the host, or set it\n"
-	      "      --net MODE        none (offline) or proxy\n"
-	      "      --allow HOST[:PORT]   let the proxy reach HOST (*.example.com: subdomains)\n"
-	      "      --deny HOST[:PORT]    refuse HOST (deny wins)\n"
-	      "      --add-host NAME=ADDR  resolve NAME to ADDR in the proxy\n"
-	      "      --secret NAME@HOST[,HOST]  inject $NAME on requests to HOST only\n"
-	      "      --upstream-ca FILE    also trust FILE for upstream TLS\n"
-	      "      --log FILE        JSON-lines audit log of every proxy decision\n"
-	      "      --trust-workspace let the workspace's .agentjail.ini widen the jail\n"
-	      "  -q, --quiet           no summary line on exit\n"
-	      "  -h, --help            this help    -V, --version   version and libraries\n"
-	      "\n"
+	      "  -C, --workspace=DIR       the workspace, bound read-write (default: .)\n"
+	      "      --profile=NAME        a built-in or user profile, or an .ini file\n"
+	      "      --ro=PATH, --rw=PATH  bind PATH read-only / read-write\n"
+	      "      --hide=PATH           cover PATH with an empty read-only mount\n"
+	      "      --overlay=PATH        show PATH, writes to a throw-away layer (caches)\n"
+	      "      --env=NAME[=VALUE]    pass NAME from the host, or set it\n"
+	      "      --net=MODE            none (offline) or proxy\n"
+	      "      --allow=HOST[:PORT]   let the proxy reach HOST (*.x.com: subdomains)\n"
+	      "      --deny=HOST[:PORT]    refuse HOST (deny rules win)\n"
+	      "      --add-host=NAME=ADDR  resolve NAME to ADDR in the proxy\n"
+	      "      --secret=NAME@HOST[,HOST]...  inject $NAME on requests to HOST only\n"
+	      "      --upstream-ca=FILE    also trust FILE for upstream TLS\n"
+	      "      --log=FILE            append a JSON-lines audit log of proxy decisions\n"
+	      "      --trust-workspace     let the workspace's .agentjail.ini widen the jail\n"
+	      "  -q, --quiet               no summary line on exit\n"
+	      "  -h, --help                display this help and exit\n"
+	      "  -V, --version             output version information and exit\n"
 	      "Exit status: COMMAND's; 128+N if it died of signal N; 125 if the jail could not\n"
-	      "be built; 126 not executable; 127 not found.  See agentjail(1).\n",
+	      "be built; 126 if COMMAND cannot run; 127 if not found.  See agentjail(1).\n",
 	      out);
 }
 
@@ -119,8 +120,11 @@ static void version(void)
 	const struct scmp_version *sv = seccomp_version();
 
 	printf("agentjail %s\n", AGENTJAIL_VERSION);
-	printf("built with %s, libseccomp %u.%u.%u, libcap, inih\n", OPENSSL_VERSION_TEXT,
-	       sv ? sv->major : 0, sv ? sv->minor : 0, sv ? sv->micro : 0);
+	printf("built with %s, libseccomp %u.%u.%u (running %u.%u.%u), libcap %s, inih %s\n",
+	       OPENSSL_VERSION_TEXT, SCMP_VER_MAJOR, SCMP_VER_MINOR, SCMP_VER_MICRO,
+	       sv ? sv->major : 0, sv ? sv->minor : 0, sv ? sv->micro : 0, LIBCAP_VERSION,
+	       INIH_VERSION);
+	printf("running %s\n", OpenSSL_version(OPENSSL_VERSION));
 }
 
 /* A flag as given, applied after the profiles so that flags win. */
@@ -685,14 +689,15 @@ static char *const *copy_argv(char *const *argv)
 
 static int run(struct policy *p)
 {
-	struct proxy px = { .pid = -1, .ctl = -1 };
-	struct jail j = { .p = p, .proxy_ctl = -1 };
+	static struct proxy px = { .pid = -1, .ctl = -1 };
+	static struct jail j = { .proxy_ctl = -1 };
 	int ready[2], alive[2], status, code;
 	char why[1024], byte;
 	sigset_t all, old;
 	ssize_t n;
 	pid_t pid;
 
+	j.p = p;
 	if (!p->argv || !p->argv[0])
 		die("no command given; try 'agentjail --help'");
 	if (getuid() != geteuid())
@@ -772,8 +777,9 @@ static int run(struct policy *p)
 
 int main(int argc, char **argv)
 {
-	struct cli c = { .net = NET_NONE };
-	struct policy p;
+	/* Static: what the monitor allocates lives as long as it does, and stays reachable. */
+	static struct cli c = { .net = NET_NONE };
+	static struct policy p;
 	int first;
 
 	orig_argv = argv;

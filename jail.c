@@ -1001,6 +1001,26 @@ static bool in_seccomp(void)
 	return on;
 }
 
+/*
+ * A fresh procfs can only be mounted by a process inside the new PID namespace (the first
+ * child), and the kernel refuses it where parts of the host's /proc are masked by
+ * over-mounts, as container runtimes do.
+ */
+static int probe_proc(void)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return 15;
+	if (pid == 0)
+		_exit(mount("proc", "/tmp", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) ? 15
+											    : 0);
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return 15;
+	return WEXITSTATUS(status);
+}
+
 /* Try the namespaces in a throw-away child; report what failed as an exit code. */
 static int probe_child(void)
 {
@@ -1029,7 +1049,7 @@ static int probe_child(void)
 		return 13;
 	if (prctl(PR_GET_SECCOMP) < 0)
 		return 14;
-	return 0;
+	return probe_proc();
 }
 
 int jail_diagnose(char *buf, size_t len)
@@ -1090,6 +1110,11 @@ int jail_diagnose(char *buf, size_t len)
 			 "forbids it); fix: run on a host or a container allowed to mount");
 	else if (rc == 14)
 		snprintf(buf, len, "the kernel has no seccomp support (CONFIG_SECCOMP)");
+	else if (rc == 15)
+		snprintf(buf, len,
+			 "the kernel refuses a new /proc: parts of this /proc are masked (as "
+			 "container runtimes do); fix: docker run --security-opt "
+			 "systempaths=unconfined, or podman run --security-opt unmask=ALL");
 	else
 		snprintf(buf, len, "namespace setup step %d failed", rc);
 	return 1;
