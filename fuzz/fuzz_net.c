@@ -75,6 +75,13 @@ static void differential(const char *pattern, const char *host)
 	if (!strcmp(patn, "*") || strchr(patn, ':') || strchr(patn, '/') ||
 	    net_is_ip_literal(patn) || net_is_ip_literal(hostn))
 		return;
+	/*
+	 * Known, reported: secrets.c host_norm() drops ":..." after a single colon and every
+	 * trailing dot, so "[x.example.test:1]:443" is bound by "*.example.test" while the
+	 * policy does not name it.
+	 */
+	if (fuzz_ignore_known() && (strchr(host, ':') || host[strlen(host) - 1] == '.'))
+		return;
 	policy = net_pattern_match(patn, hostn);
 	bound = secrets_host_match(patn, host);
 	if (policy != bound) {
