@@ -489,3 +489,22 @@ print("done")
 	grep -q 'ERROR SUMMARY: 0 errors' "$log" || fail "valgrind errors in the proxy: $(head -n 60 "$log")"
 	! grep -qE '(definitely|indirectly) lost: [1-9]' "$log" || fail "proxy leaks: $(grep -A8 'lost in loss record' "$log" | head -n 60)"
 }
+
+@test "faults: the proxy that serves the jail holds no capability, is under seccomp and no_new_privs, and is not dumpable" {
+	local pp st
+	aj_bg --allow example.test -- sh -c 'touch started; sleep 30'
+	wait_file "$WS/started" 30 || fail "the command did not start: $(cat "$ERR")"
+	pp="$(proxy_pid)" || fail "no proxy"
+	st="$(cat "/proc/$pp/status")"
+	echo "# $(grep -E '^(Uid|CapPrm|CapEff|CapBnd|NoNewPrivs|Seccomp):' <<<"$st" | tr '\n' ' ')" >&3
+	kill "$AJ_PID"
+	wait_aj 30
+	grep -qE '^NoNewPrivs:[[:space:]]+1$' <<<"$st" || fail "no_new_privs is not set"
+	grep -qE '^Seccomp:[[:space:]]+2$' <<<"$st" || fail "no seccomp filter"
+	# as root too: a memory-safety bug in the proxy must not hand out root's capabilities
+	grep -qE '^CapEff:[[:space:]]+0+$' <<<"$st" || fail "the proxy keeps effective capabilities"
+	grep -qE '^CapPrm:[[:space:]]+0+$' <<<"$st" || fail "the proxy keeps permitted capabilities"
+	# not dumpable: its environment (and memory) is not readable even by the same user
+	[ "$(id -u)" -eq 0 ] || ! cat "/proc/$pp/environ" >/dev/null 2>&1 ||
+		fail "the proxy's environ is readable"
+}
