@@ -89,14 +89,14 @@ skip_unless_root() {
 	[ "$(id -u)" -eq 0 ] || skip "${1:-needs root}"
 }
 
-# Wait (up to $2 seconds, default 10) until file $1 exists and is not empty.
+# Wait (up to $2 seconds, default 10) until file $1 exists (writers create it atomically).
 wait_for_file() {
 	local f="$1" n=$((${2:-10} * 20))
-	while [ ! -s "$f" ] && [ "$n" -gt 0 ]; do
+	while [ ! -e "$f" ] && [ "$n" -gt 0 ]; do
 		sleep 0.05
 		n=$((n - 1))
 	done
-	[ -s "$f" ]
+	[ -e "$f" ]
 }
 
 # start_upstream [--http] [--untrusted] [--names a,b] [--static DIR] [--echo-header N=V] ...
