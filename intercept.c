@@ -14,6 +14,7 @@
 #include "intercept.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -617,12 +618,12 @@ static void build_response_head(const struct http_response *rs, enum http_body k
 }
 
 /*
- * Relay the upstream's answer. Interim 1xx answers are forwarded; with stop_at_100 a 100
- * Continue returns 1 (the caller then sends the body). Otherwise 0 with *keep telling
- * whether the connection may carry another request, or -1 (with why) on failure.
+ * Relay the upstream's answer; interim 1xx answers are forwarded. 0 with *keep telling
+ * whether the connection may carry another request, or -1 (with why) before anything of
+ * the final answer went to the client.
  */
-static int relay_response(struct session *ss, const struct http_request *rq, bool stop_at_100,
-			  bool *keep, char *why, size_t whysz)
+static int relay_response(struct session *ss, const struct http_request *rq, bool *keep,
+			  char *why, size_t whysz)
 {
 	struct http_response *rs = xmalloc(sizeof(*rs));
 	struct sbuf head = {0};
@@ -645,10 +646,6 @@ static int relay_response(struct session *ss, const struct http_request *rq, boo
 		side_consume(&ss->u, (size_t)hl);
 		if (ssl_write_all(ss->c.ssl, head.v, head.n) < 0) {
 			snprintf(why, whysz, "client went away");
-			goto out;
-		}
-		if (stop_at_100 && rs->status == 100) {
-			ret = 1;
 			goto out;
 		}
 	}
@@ -796,13 +793,12 @@ static bool serve_request(struct session *ss, const struct http_request *rq, siz
 			audit_ev(ss, AUDIT_INJECT, 0, "secret injected", p->secrets.v[i].name,
 				 p->secrets.v[i].origin);
 
-	if (expect) {
-		ret = relay_response(ss, rq, true, &keep, why, sizeof(why));
-		if (ret < 0)
-			goto bad_gateway;
-		if (ret == 0) /* a final answer instead of 100: the body was never sent */
-			return false;
-	}
+	/*
+	 * Expect: 100-continue is answered here and not forwarded: an upstream that ignores
+	 * it would wait for the body while we waited for its 100. The body then streams.
+	 */
+	if (expect && ssl_write_all(ss->c.ssl, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+		return false;
 	if (kind != HTTP_BODY_NONE) {
 		ret = relay_body(ss, &ss->c, &ss->u, kind, blen, NULL, &bs);
 		if (ret == -2) {
@@ -822,7 +818,7 @@ static bool serve_request(struct session *ss, const struct http_request *rq, siz
 			goto bad_gateway;
 		}
 	}
-	if (relay_response(ss, rq, false, &keep, why, sizeof(why)) < 0)
+	if (relay_response(ss, rq, &keep, why, sizeof(why)) < 0)
 		goto bad_gateway;
 	return keep;
 
@@ -861,10 +857,15 @@ void intercept_session(int client_fd, const struct intercept_target *t, const st
 	struct session ss = {.t = t, .p = p, .c = {.fd = client_fd}, .u = {.fd = -1}};
 	struct http_request *rq = xmalloc(sizeof(*rq));
 	char why[WHY_MAX];
+	int fl;
 
 	clock_gettime(CLOCK_MONOTONIC, &ss.start);
 	for (size_t i = 0; i < p->secrets.n; i++)
 		ss.unbound_any |= !secrets_rule_bound(&p->secrets.v[i], t->host);
+	/* This session does blocking I/O with socket timeouts, whatever the caller used. */
+	fl = fcntl(client_fd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		(void)fcntl(client_fd, F_SETFL, fl & ~O_NONBLOCK);
 	set_timeouts(client_fd, IO_TIMEOUT_S);
 	ss.c.ssl = tls_accept_client(client_fd, t->host, why, sizeof(why));
 	if (!ss.c.ssl) {

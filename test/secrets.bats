@@ -332,6 +332,26 @@ EOF
 	done < <(sed -n 's/^len=//p' <<<"$output")
 }
 
+@test "secrets: large uploads (Expect: 100-continue) and kept-alive requests through the interception" {
+	head -c 3000000 /dev/urandom >"$WS/upload.bin"
+	sum="$(sha256sum "$WS/upload.bin" | cut -d' ' -f1)"
+	aj_sep "${BASE[@]}" --secret GH_TOKEN@api.example.test -- sh -c '
+		u=https://api.example.test:'"$P"'
+		curl -sS -o /dev/null -w "upload=%{http_code}\n" -H "Expect: 100-continue" \
+			-H "Authorization: token $GH_TOKEN" --data-binary @upload.bin $u/up
+		curl -sS -o /dev/null -w "chunked=%{http_code}\n" -H "Transfer-Encoding: chunked" \
+			-H "Authorization: token $GH_TOKEN" --data-binary @upload.bin $u/upc
+		curl -sS -v -o /dev/null -o /dev/null -H "Authorization: token $GH_TOKEN" \
+			$u/k1 $u/k2 2>&1 | grep -c "Re-using existing connection"'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	assert_line "upload=200"
+	assert_line "chunked=200"
+	assert_line "1"
+	[ "$(grep -F '"path": "/up"' "$UPSTREAM_LOG" | grep -cF "\"body_sha256\": \"$sum\"")" -eq 1 ]
+	[ "$(grep -F '"path": "/upc"' "$UPSTREAM_LOG" | grep -cF "\"body_sha256\": \"$sum\"")" -eq 1 ]
+	[ "$(grep -F '"path": "/k2"' "$UPSTREAM_LOG" | grep -cF "token $GH_VALUE")" -eq 1 ]
+}
+
 @test "secrets: a missing source fails the run with the secret's name, never a value" {
 	unset GH_TOKEN
 	aj_sep "${BASE[@]}" --secret GH_TOKEN@api.example.test -- true
