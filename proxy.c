@@ -998,11 +998,12 @@ static bool serve_http(struct conn *c, const struct http_request *req, double t0
 	uint64_t blen, rlen, up = 0, down = 0;
 	char method[32], pathbuf[1024];
 	const struct http_header *hh;
-	bool keep, expect, ok = false;
+	bool keep, expect, reused, ok = false;
 	size_t from = 0, scan = 0;
 	int rc;
 
 	memset(&t, 0, sizeof(t));
+	stream_init(&us, -1, HTTP_MAX_HEAD);
 	snprintf(method, sizeof(method), "%.*s", (int)(req->method.len < 31 ? req->method.len : 31),
 		 req->method.p);
 	t.method = method;
@@ -1047,25 +1048,33 @@ static bool serve_http(struct conn *c, const struct http_request *req, double t0
 	}
 	if (!exfil_check(&t, c->in.buf, req->head_len) || decide_host(&t) < 0)
 		return fail(c, &t, pathbuf, t0);
+	keep = http_request_keepalive(req);
+	build_request(&o, req, path, t.host, t.port, keep, &expect);
+	stream_consume(&c->in, req->head_len);
 	/* reuse the upstream connection when the client keeps talking to the same origin */
 	if (c->up_fd >= 0 && (strcmp(c->up_host, t.host) != 0 || c->up_port != t.port))
 		close_upstream(c);
+	reused = c->up_fd >= 0;
+again:
 	if (c->up_fd < 0) {
 		if (resolve(&t) < 0)
-			return fail(c, &t, pathbuf, t0);
+			goto refused;
 		c->up_fd = dial(&t);
 		if (c->up_fd < 0)
-			return fail(c, &t, pathbuf, t0);
+			goto refused;
 		snprintf(c->up_host, sizeof(c->up_host), "%s", t.host);
 		c->up_port = t.port;
 		snprintf(c->up_addr, sizeof(c->up_addr), "%s", t.addr);
 	}
 	snprintf(t.addr, sizeof(t.addr), "%s", c->up_addr);
-	keep = http_request_keepalive(req);
-	build_request(&o, req, path, t.host, t.port, keep, &expect);
-	stream_consume(&c->in, req->head_len);
 	stream_init(&us, c->up_fd, HTTP_MAX_HEAD);
 	if (send_all(c->up_fd, o.b, o.n, now_ms() + PROXY_UPSTREAM_TIMEOUT_MS) < 0) {
+		if (reused && kind == HTTP_BODY_NONE) {
+			/* the upstream closed the idle connection meanwhile: once more, afresh */
+			close_upstream(c);
+			reused = false;
+			goto again;
+		}
 		refuse(&t, 502, NULL, "failed: the upstream closed the connection");
 		goto bad_gateway;
 	}
@@ -1091,6 +1100,14 @@ static bool serve_http(struct conn *c, const struct http_request *req, double t0
 		while ((rc = http_parse_response(us.buf, us.len, &scan, &resp)) == 0) {
 			ssize_t r = stream_fill(&us, now_ms() + PROXY_UPSTREAM_TIMEOUT_MS);
 
+			if ((r == 0 || r == -1) && reused && kind == HTTP_BODY_NONE && !us.len &&
+			    !down) {
+				/* closed before answering a request on a kept-alive connection */
+				close_upstream(c);
+				stream_free(&us);
+				reused = false;
+				goto again;
+			}
 			if (r <= 0) {
 				refuse(&t, 502, NULL,
 				       r == -2 ? "failed: the upstream did not answer in time"
@@ -1132,6 +1149,10 @@ static bool serve_http(struct conn *c, const struct http_request *req, double t0
 	free(o.b);
 	return ok;
 
+refused:
+	/* policy refusal of the address, or no connection: answered like the checks above */
+	fail(c, &t, pathbuf, t0);
+	goto out;
 bad_gateway:
 	send_error(c, t.status, t.reason);
 	log_rec(c, &t, pathbuf, AUDIT_ERROR, t.status, up, down, t0);

@@ -409,6 +409,33 @@ print(ask(flood)); print(ask(big))
 	assert_output --partial "('CONNECT', 502)"
 }
 
+@test "proxy alone: plain http keep-alive survives an upstream closing its idle connection" {
+	# the upstream answers one request per connection, then closes without saying so
+	start_tcp_server 'd = c.recv(4096); c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none")'
+	start_proxy --allow "example.test:$SRV_PORT" --add-host example.test=127.0.0.1 --log "$BATS_TEST_TMPDIR/audit.jsonl"
+	run python3 -c '
+import socket, sys, time
+p, port = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", p))
+req = ("GET http://example.test:%s/ HTTP/1.1\r\nHost: example.test:%s\r\n\r\n" % (port, port)).encode()
+out = []
+for i in range(3):
+    s.sendall(req)
+    d = b""
+    while not d.endswith(b"one"):
+        x = s.recv(4096)
+        if not x:
+            break
+        d += x
+    out.append(d.split(b"\r\n")[0].decode())
+    time.sleep(0.2)
+print(out)
+' "$PROXY_PORT" "$SRV_PORT"
+	assert_output "['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']"
+	run jq_py "$BATS_TEST_TMPDIR/audit.jsonl" '[(x["conn"], x["status"]) for x in r]'
+	assert_output "[(1, 200), (1, 200), (1, 200)]"
+}
+
 @test "proxy alone: a client reset mid-stream ends the tunnel and is logged" {
 	start_tcp_server 'c.recv(4096); c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n"); [c.sendall(b"x" * 65536) for _ in range(15000)]'
 	start_proxy --allow "example.test:$SRV_PORT" --add-host example.test=127.0.0.1 --log "$BATS_TEST_TMPDIR/audit.jsonl"
