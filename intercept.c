@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ struct session {
 	char path[1024]; /* for the audit log: the path without its query */
 	struct timespec start;
 	bool unbound_any; /* some secret is not bound to this host: scan bodies */
+	char up_why[WHY_MAX]; /* why the early upstream dial failed ("" when it did not) */
 };
 
 /* ---- I/O ---- */
@@ -200,6 +202,20 @@ static int upstream_open(struct session *ss, char *why, size_t whysz)
 	ss->u.len = 0;
 	ss->served = 0;
 	return 0;
+}
+
+/*
+ * The first upstream connection is dialled (TCP and TLS) in a helper thread while the
+ * client's handshake runs, so that a new intercepted connection costs about one
+ * handshake of latency instead of two. The main thread touches ss->u only after the join.
+ */
+static void *early_dial(void *arg)
+{
+	struct session *ss = arg;
+
+	if (upstream_open(ss, ss->up_why, sizeof(ss->up_why)) < 0 && !ss->up_why[0])
+		snprintf(ss->up_why, sizeof(ss->up_why), "cannot reach %s", ss->t->host);
+	return NULL;
 }
 
 /* A kept-alive upstream connection with something to read between exchanges has been
@@ -773,7 +789,16 @@ static bool serve_request(struct session *ss, const struct http_request *rq, siz
 		return false;
 	}
 
-	if (ss->u.ssl && upstream_stale(ss))
+	if (ss->up_why[0]) { /* the early dial failed: report that once */
+		snprintf(why, sizeof(why), "%s", ss->up_why);
+		ss->up_why[0] = '\0';
+		sbuf_free(&head);
+		send_error(ss, 502, why);
+		audit_ev(ss, AUDIT_ERROR, 502, why, NULL, NULL);
+		return false;
+	}
+	/* (before the first exchange, readable means session tickets, not a close) */
+	if (ss->u.ssl && ss->served && upstream_stale(ss))
 		upstream_close(ss);
 	if (!ss->u.ssl && upstream_open(ss, why, sizeof(why)) < 0) {
 		sbuf_free(&head);
@@ -857,6 +882,8 @@ void intercept_session(int client_fd, const struct intercept_target *t, const st
 	struct session ss = {.t = t, .p = p, .c = {.fd = client_fd}, .u = {.fd = -1}};
 	struct http_request *rq = xmalloc(sizeof(*rq));
 	char why[WHY_MAX];
+	pthread_t dialer;
+	bool dialing;
 	int fl;
 
 	clock_gettime(CLOCK_MONOTONIC, &ss.start);
@@ -867,8 +894,12 @@ void intercept_session(int client_fd, const struct intercept_target *t, const st
 	if (fl >= 0 && (fl & O_NONBLOCK))
 		(void)fcntl(client_fd, F_SETFL, fl & ~O_NONBLOCK);
 	set_timeouts(client_fd, IO_TIMEOUT_S);
+	dialing = pthread_create(&dialer, NULL, early_dial, &ss) == 0;
 	ss.c.ssl = tls_accept_client(client_fd, t->host, why, sizeof(why));
+	if (dialing)
+		pthread_join(dialer, NULL);
 	if (!ss.c.ssl) {
+		upstream_close(&ss);
 		audit_ev(&ss, strstr(why, "SNI") ? AUDIT_DENY : AUDIT_ERROR, 0, why, NULL, NULL);
 		free(rq);
 		return;
