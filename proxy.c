@@ -64,7 +64,8 @@
 #define PROXY_THREAD_STACK        (256 * 1024)
 #define PROXY_IO_BUF              (16 * 1024)  /* tunnel fallback buffer per direction */
 #define PROXY_BODY_BUF            (64 * 1024)  /* plain-HTTP body pieces */
-#define PROXY_PIPE_SIZE           (256 * 1024) /* splice pipe per tunnel direction, if allowed */
+#define PROXY_PIPE_SIZE           (64 * 1024) /* splice pipe per direction; more gains nothing, and
+						 * a user's pipe pages are limited (pipe-user-pages-soft) */
 #define CTL_MSG_MAX               (64 * 1024)
 
 /* Control messages, proxy -> monitor: one SEQPACKET datagram each, first byte the type. */
