@@ -35,11 +35,16 @@ struct secret_val {
 	size_t len, maplen;
 	char *pat[PAT_MAX];
 	size_t patlen[PAT_MAX];
+	/* base64 (std, url) of the value at each alignment, and of the placeholder likewise:
+	 * redaction swaps one for the other (same length) */
+	char *vb64[6], *pb64[6];
+	size_t b64len[6];
 };
 
 static struct secret_val vals[SECRETS_MAX];
 static size_t nvals;
 static size_t max_vlen;   /* longest value */
+static size_t max_redact; /* longest string redaction replaces (value or its base64) */
 static size_t max_window; /* longest encoded placeholder, times 3 for percent-encoding */
 
 extern char **environ;
@@ -586,6 +591,37 @@ static void make_patterns(struct secret_val *sv, const char *ph, size_t len)
 		max_window = 3 * 2 * len;
 }
 
+/* Base64 of bytes [s, s + 3k) of text, std or URL alphabet (the encoding of whole groups). */
+static char *b64_aligned(const char *text, size_t len, size_t s, bool url, size_t *outlen)
+{
+	size_t n = (len - s) / 3 * 3;
+	char *e = xmalloc(4 * (n / 3) + 1);
+
+	*outlen = b64_encode((const unsigned char *)text + s, n, e);
+	for (char *c = e; url && *c; c++)
+		*c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+	return e;
+}
+
+/*
+ * An upstream that echoes an Authorization: Basic header sends the value base64-encoded.
+ * The whole 3-byte groups inside the value are swapped for the placeholder's; the at most
+ * 2 bytes at each end share a group with the surrounding text and are not (see docs).
+ */
+static void make_b64_swaps(struct secret_val *sv, const char *ph, size_t len)
+{
+	for (int k = 0; k < 6; k++) {
+		size_t a, b;
+
+		sv->vb64[k] = b64_aligned(sv->val, len, (size_t)k % 3, k >= 3, &a);
+		sv->pb64[k] = b64_aligned(ph, len, (size_t)k % 3, k >= 3, &b);
+		sv->b64len[k] = a;
+		(void)b;
+		if (a > max_redact)
+			max_redact = a;
+	}
+}
+
 static int load_one(struct secret_rule *s, size_t i, char *buf)
 {
 	struct secret_val *sv = &vals[i];
@@ -638,8 +674,11 @@ static int load_one(struct secret_rule *s, size_t i, char *buf)
 		return -1;
 	}
 	make_patterns(sv, s->placeholder, len);
+	make_b64_swaps(sv, s->placeholder, len);
 	if (len > max_vlen)
 		max_vlen = len;
+	if (len > max_redact)
+		max_redact = len;
 	return 0;
 }
 
@@ -691,10 +730,17 @@ void secrets_wipe(void)
 		}
 		for (int k = 0; k < PAT_MAX; k++)
 			free(sv->pat[k]);
+		for (int k = 0; k < 6; k++) {
+			if (sv->vb64[k])
+				wipe(sv->vb64[k], sv->b64len[k]);
+			free(sv->vb64[k]);
+			free(sv->pb64[k]);
+		}
 		memset(sv, 0, sizeof(*sv));
 	}
 	nvals = 0;
 	max_vlen = 0;
+	max_redact = 0;
 	max_window = 0;
 }
 
@@ -855,21 +901,33 @@ void secrets_subst_basic(const struct policy *p, const char *host, const char *i
 
 /* ---- redaction (responses from a bound host) ---- */
 
+static size_t swap_all(char *buf, size_t len, const char *from, const char *to, size_t n)
+{
+	char *at = buf, *hit;
+	size_t count = 0;
+
+	if (!n)
+		return 0;
+	while ((hit = memmem(at, len - (size_t)(at - buf), from, n))) {
+		memcpy(hit, to, n);
+		at = hit + n;
+		count++;
+	}
+	return count;
+}
+
 size_t secrets_redact_buf(char *buf, size_t len)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < nvals; i++) {
 		const struct secret_val *sv = &vals[i];
-		char *at = buf, *hit;
 
 		if (!sv->val)
 			continue;
-		while ((hit = memmem(at, len - (size_t)(at - buf), sv->val, sv->len))) {
-			memcpy(hit, sv->pat[PAT_RAW], sv->len);
-			at = hit + sv->len;
-			n++;
-		}
+		n += swap_all(buf, len, sv->val, sv->pat[PAT_RAW], sv->len);
+		for (int k = 0; k < 6; k++)
+			n += swap_all(buf, len, sv->vb64[k], sv->pb64[k], sv->b64len[k]);
 	}
 	return n;
 }
@@ -877,7 +935,7 @@ size_t secrets_redact_buf(char *buf, size_t len)
 void secrets_redact_init(struct redact_stream *r)
 {
 	memset(r, 0, sizeof(*r));
-	r->keep = max_vlen ? max_vlen - 1 : 0;
+	r->keep = max_redact ? max_redact - 1 : 0;
 }
 
 void secrets_redact_feed(struct redact_stream *r, const char *in, size_t len, const char **out,

@@ -332,6 +332,23 @@ EOF
 	done < <(sed -n 's/^len=//p' <<<"$output")
 }
 
+@test "secrets: an echoed Basic credential comes back with the placeholder inside" {
+	aj_sep "${BASE[@]}" --secret GH_TOKEN@api.example.test -- sh -c '
+		curl -sS -D - -o /dev/null -u "x-access-token:$GH_TOKEN" -H "X-Upstream-Echo-Headers: 1" \
+			"https://api.example.test:'"$P"'/basic"
+		echo "ph=$GH_TOKEN"'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	ph="$(sed -n 's/^ph=//p' <<<"$output")"
+	b64="$(sed -n 's/^X-Echo-Authorization: Basic \([A-Za-z0-9+\/=]*\).*/\1/p' <<<"$output")"
+	[ -n "$b64" ]
+	decoded="$(printf '%s' "$b64" | base64 -d)"
+	[[ "$decoded" != *"$GH_VALUE"* ]]
+	[[ "$decoded" != *RealSecret* ]]
+	[[ "$decoded" == *"${ph:4:30}"* ]]
+	grep -F "\"Authorization\": \"Basic $(printf 'x-access-token:%s' "$GH_VALUE" | base64 -w0)\"" \
+		"$UPSTREAM_LOG"
+}
+
 @test "secrets: large uploads (Expect: 100-continue) and kept-alive requests through the interception" {
 	head -c 3000000 /dev/urandom >"$WS/upload.bin"
 	sum="$(sha256sum "$WS/upload.bin" | cut -d' ' -f1)"
