@@ -299,8 +299,14 @@ static void refuse(struct target *t, int status, const char *rule, const char *f
 	va_end(ap);
 	t->status = status;
 	t->rule = rule;
-	snprintf(t->reason, sizeof(t->reason), v6 ? "agentjail: %s [%s]:%d %s" : "agentjail: %s %s:%d %s",
-		 t->method, t->host, t->port, what);
+	if (!t->host[0] && strcmp(t->method, "?") == 0)
+		snprintf(t->reason, sizeof(t->reason), "agentjail: %s", what);
+	else if (!t->host[0])
+		snprintf(t->reason, sizeof(t->reason), "agentjail: %s %s", t->method, what);
+	else
+		snprintf(t->reason, sizeof(t->reason),
+			 v6 ? "agentjail: %s [%s]:%d %s" : "agentjail: %s %s:%d %s", t->method,
+			 t->host, t->port, what);
 }
 
 /*
@@ -719,7 +725,7 @@ static void serve_connect(struct conn *c, struct http_request **reqp, double t0)
 	t.method = "CONNECT";
 	t.default_port = 443;
 	if (http_parse_authority(req->target, t.host, sizeof(t.host), &t.port) < 0) {
-		snprintf(t.host, sizeof(t.host), "?");
+		t.host[0] = 0;
 		refuse(&t, 400, NULL, "refused: the CONNECT target must be host:port");
 		fail(c, &t, NULL, t0);
 		return;
@@ -1013,7 +1019,7 @@ static bool serve_http(struct conn *c, const struct http_request *req, double t0
 		 (int)(req->target.len < 1000 ? req->target.len : 1000), req->target.p);
 	if (http_parse_absolute_uri(req->target, "http", 80, t.host, sizeof(t.host), &t.port,
 				    &path) < 0) {
-		snprintf(t.host, sizeof(t.host), "?");
+		t.host[0] = 0;
 		if (req->target.len && req->target.p[0] == '/')
 			refuse(&t, 400, NULL,
 			       "refused: this is agentjail's egress proxy; send requests through it as a proxy (http_proxy/https_proxy)");
@@ -1188,9 +1194,6 @@ static void bad_request(struct conn *c, int status, double t0)
 		refuse(&t, 400, NULL, "refused: malformed request");
 		break;
 	}
-	/* "agentjail: ? ?:0 refused: ..." reads badly: keep only the what */
-	memmove(t.reason + 11, strstr(t.reason, "refused"), strlen(strstr(t.reason, "refused")) + 1);
-	t.port = 0;
 	fail(c, &t, NULL, t0);
 }
 
@@ -1468,9 +1471,11 @@ static void reset_signals(sigset_t *term)
 	sigprocmask(SIG_SETMASK, term, NULL);
 }
 
+static bool listening; /* a listener arrived: there is something to summarise */
+
 static __attribute__((noreturn)) void proxy_exit(int code)
 {
-	if (!P->quiet)
+	if (!P->quiet && listening)
 		audit_summary();
 	secrets_wipe();
 	_exit(code);
@@ -1507,6 +1512,7 @@ static __attribute__((noreturn)) void serve(int ctl, int sfd)
 					proxy_exit(0);
 				pfd[1].fd = -1;
 			} else if (fd >= 0 && nl < PROXY_MAX_LISTENERS) {
+				listening = true;
 				set_nonblock(fd, true);
 				pfd[2 + nl++] = (struct pollfd){ fd, POLLIN, 0 };
 			} else if (fd >= 0) {
