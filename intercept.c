@@ -510,6 +510,7 @@ static int relay_body(struct session *ss, struct side *from, struct side *to, en
 	struct sbuf tmp = {0};
 	const char *out;
 	size_t outlen;
+	bool more = false; /* the decoder took nothing: it needs bytes behind these */
 	int ret = -1;
 
 	http_chunked_init(&ch);
@@ -521,7 +522,7 @@ static int relay_body(struct session *ss, struct side *from, struct side *to, en
 			break;
 		if (kind == HTTP_BODY_CHUNKED && ch.done)
 			break;
-		if (!from->len) {
+		if (!from->len || more) {
 			int r = side_fill(from);
 
 			if (r < 0 || (r == 0 && kind != HTTP_BODY_CLOSE))
@@ -535,6 +536,7 @@ static int relay_body(struct session *ss, struct side *from, struct side *to, en
 			if (n < 0)
 				goto out;
 			used = (size_t)n;
+			more = n == 0 && !dlen && !ch.done;
 		} else {
 			dlen = from->len;
 			if (kind == HTTP_BODY_LENGTH && dlen > len)

@@ -369,6 +369,70 @@ EOF
 	[ "$(grep -F '"path": "/k2"' "$UPSTREAM_LOG" | grep -cF "token $GH_VALUE")" -eq 1 ]
 }
 
+# An HTTPS upstream that answers every request with a chunked body echoing its
+# Authorization header, in 7-byte chunks written 3 bytes at a time (one TLS record each), so
+# that chunk-size lines and the value are split across reads.
+start_chunked_server() {
+	cat >"$BATS_TEST_TMPDIR/chunked.py" <<'EOF'
+import os, socket, ssl, sys, threading, time
+d, portf = sys.argv[1:3]
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(os.path.join(d, "server.crt"), os.path.join(d, "server.key"))
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+with open(portf + ".tmp", "w") as f:
+    f.write(str(ls.getsockname()[1]))
+os.rename(portf + ".tmp", portf)
+def serve(s):
+    try:
+        t = c.wrap_socket(s, server_side=True)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = t.recv(4096)
+            if not d:
+                return
+            head += d
+        auth = b""
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"authorization:"):
+                auth = line.split(b":", 1)[1].strip()
+        body = b"x" * 11 + auth + b"y" * 13 + auth + b"z" * 5
+        t.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        wire = b""
+        for i in range(0, len(body), 7):
+            part = body[i:i + 7]
+            wire += b"%x\r\n" % len(part) + part + b"\r\n"
+        wire += b"0\r\n\r\n"
+        for i in range(0, len(wire), 3):
+            t.sendall(wire[i:i + 3])
+            time.sleep(0.001)
+        t.close()
+    except Exception:
+        pass
+while True:
+    s, _ = ls.accept()
+    threading.Thread(target=serve, args=(s,), daemon=True).start()
+EOF
+	python3 "$BATS_TEST_TMPDIR/chunked.py" "$UPSTREAM_DIR" "$BATS_TEST_TMPDIR/chunked.port" \
+		>/dev/null 2>&1 3>&- </dev/null &
+	AUTH_PID=$!
+	wait_for_file "$BATS_TEST_TMPDIR/chunked.port" 10
+	CHUNKED_PORT="$(cat "$BATS_TEST_TMPDIR/chunked.port")"
+}
+
+@test "secrets: a chunked response split into tiny TLS records is re-chunked and redacted" {
+	start_chunked_server
+	aj_sep --log "$AUDIT" --upstream-ca "$UPSTREAM_CA" --add-host api.example.test=127.0.0.1 \
+		--allow "api.example.test:$CHUNKED_PORT" --secret GH_TOKEN@api.example.test -- sh -c '
+		curl -sS -H "Authorization: token $GH_TOKEN" "https://api.example.test:'"$CHUNKED_PORT"'/c"
+		echo; echo "ph=$GH_TOKEN"'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	ph="$(sed -n 's/^ph=//p' <<<"$output")"
+	assert_line "xxxxxxxxxxxtoken ${ph}yyyyyyyyyyyyytoken ${ph}zzzzz"
+	refute_output --partial "$GH_VALUE"
+}
+
 @test "secrets: a missing source fails the run with the secret's name, never a value" {
 	unset GH_TOKEN
 	aj_sep "${BASE[@]}" --secret GH_TOKEN@api.example.test -- true
