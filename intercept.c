@@ -36,11 +36,10 @@
 #include "tls_session.h"
 #include "util.h"
 
-#define IO_TIMEOUT_S 300                     /* idle read/write on either side */
+#define IO_TIMEOUT_S	  300 /* idle read/write on either side */
 #define CONNECT_TIMEOUT_S 10
-#define BUF_CAP (HTTP_MAX_HEAD + 64 * 1024) /* a whole head plus some body */
-#define IO_CHUNK (64 * 1024)
-#define WHY_MAX 512
+#define BUF_CAP		  (HTTP_MAX_HEAD + 64 * 1024) /* a whole head plus some body */
+#define WHY_MAX		  512
 
 /* One side of the session: a TLS connection and the bytes read but not yet used. */
 struct side {
@@ -59,7 +58,7 @@ struct session {
 	char method[32];
 	char path[1024]; /* for the audit log: the path without its query */
 	struct timespec start;
-	bool unbound_any; /* some secret is not bound to this host: scan bodies */
+	bool unbound_any;     /* some secret is not bound to this host: scan bodies */
 	char up_why[WHY_MAX]; /* why the early upstream dial failed ("" when it did not) */
 };
 
@@ -130,18 +129,18 @@ static void audit_ev(struct session *ss, enum audit_decision d, int status, cons
 {
 	struct timespec now;
 	struct audit_rec r = {
-		.conn = ss->t->conn,
-		.method = ss->method[0] ? ss->method : "CONNECT",
-		.host = ss->t->host,
-		.port = ss->t->port,
-		.path = ss->path[0] ? ss->path : NULL,
-		.decision = d,
-		.status = status,
-		.rule = rule,
-		.reason = reason,
-		.secret = secret,
-		.bytes_up = ss->c.bytes,
-		.bytes_down = ss->u.bytes,
+	    .conn = ss->t->conn,
+	    .method = ss->method[0] ? ss->method : "CONNECT",
+	    .host = ss->t->host,
+	    .port = ss->t->port,
+	    .path = ss->path[0] ? ss->path : NULL,
+	    .decision = d,
+	    .status = status,
+	    .rule = rule,
+	    .reason = reason,
+	    .secret = secret,
+	    .bytes_up = ss->c.bytes,
+	    .bytes_down = ss->u.bytes,
 	};
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -640,8 +639,8 @@ static void build_response_head(const struct http_response *rs, enum http_body k
  * whether the connection may carry another request, or -1 (with why) before anything of
  * the final answer went to the client.
  */
-static int relay_response(struct session *ss, const struct http_request *rq, bool *keep,
-			  char *why, size_t whysz)
+static int relay_response(struct session *ss, const struct http_request *rq, bool *keep, char *why,
+			  size_t whysz)
 {
 	struct http_response *rs = xmalloc(sizeof(*rs));
 	struct sbuf head = {0};
@@ -682,9 +681,9 @@ static int relay_response(struct session *ss, const struct http_request *rq, boo
 		goto out;
 	}
 	secrets_redact_init(&red);
-	ret = kind == HTTP_BODY_NONE ? 0
-				     : relay_body(ss, &ss->u, &ss->c, kind, len,
-						  compressed(rs) ? NULL : &red, NULL);
+	ret = kind == HTTP_BODY_NONE
+		  ? 0
+		  : relay_body(ss, &ss->u, &ss->c, kind, len, compressed(rs) ? NULL : &red, NULL);
 	secrets_redact_free(&red);
 	if (ret < 0) {
 		snprintf(why, whysz, "relaying the response body of %s failed", ss->t->host);
@@ -756,15 +755,17 @@ static bool serve_request(struct session *ss, const struct http_request *rq, siz
 	/* The exfiltration guard reads the head as the jail sent it. */
 	hit = secrets_exfil_scan(p, ss->t->host, ss->c.buf, hl);
 	if (hit) {
-		snprintf(why, sizeof(why), "placeholder of secret %s sent to %s, where it is not bound",
-			 hit, ss->t->host);
+		snprintf(why, sizeof(why),
+			 "placeholder of secret %s sent to %s, where it is not bound", hit,
+			 ss->t->host);
 		send_error(ss, 403, why);
 		audit_ev(ss, AUDIT_EXFIL, 403, why, hit, NULL);
 		return false;
 	}
 
 	if (http_request_body(rq, &kind, &blen) < 0) {
-		send_error(ss, 400, "request body framing refused (Content-Length/Transfer-Encoding)");
+		send_error(ss, 400,
+			   "request body framing refused (Content-Length/Transfer-Encoding)");
 		audit_ev(ss, AUDIT_ERROR, 400, "request body framing refused", NULL, NULL);
 		return false;
 	}
@@ -830,8 +831,8 @@ static bool serve_request(struct session *ss, const struct http_request *rq, siz
 		ret = relay_body(ss, &ss->c, &ss->u, kind, blen, NULL, &bs);
 		if (ret == -2) {
 			snprintf(why, sizeof(why),
-				 "placeholder of secret %s sent to %s, where it is not bound", bs.hit,
-				 ss->t->host);
+				 "placeholder of secret %s sent to %s, where it is not bound",
+				 bs.hit, ss->t->host);
 			send_error(ss, 403, why);
 			audit_ev(ss, AUDIT_EXFIL, 403, why, bs.hit, NULL);
 			sbuf_free(&bs.tail);
@@ -916,7 +917,9 @@ void intercept_session(int client_fd, const struct intercept_target *t, const st
 		if (r < 0) {
 			ss.method[0] = '\0';
 			snprintf(why, sizeof(why), "malformed request (%s)",
-				 r == -431 ? "head too large" : r == -505 ? "not HTTP/1.x" : "parse");
+				 r == -431   ? "head too large"
+				 : r == -505 ? "not HTTP/1.x"
+					     : "parse");
 			send_error(&ss, -r, why);
 			audit_ev(&ss, AUDIT_ERROR, -r, why, NULL, NULL);
 			break;

@@ -43,7 +43,7 @@ struct secret_val {
 
 static struct secret_val vals[SECRETS_MAX];
 static size_t nvals;
-static size_t max_vlen;   /* longest value */
+static size_t max_vlen;	  /* longest value */
 static size_t max_redact; /* longest string redaction replaces (value or its base64) */
 static size_t max_window; /* longest encoded placeholder, times 3 for percent-encoding */
 
@@ -200,9 +200,9 @@ size_t pct_encode(const char *in, size_t len, char *out)
 
 /* Prefixes that client libraries check; longest first where one extends another. */
 static const char *const known_prefixes[] = {
-	"github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "sk-ant-api03-", "sk-ant-",
-	"sk-proj-", "sk-", "npm_", "xoxb-", "xoxp-", "xoxa-", "xapp-", "AKIA", "ASIA",
-	"glpat-", "hf_", "pypi-", "dop_v1_", "shpat_", "eyJ", NULL,
+    "github_pat_", "ghp_",   "gho_", "ghu_",  "ghs_",	 "ghr_",   "sk-ant-api03-", "sk-ant-",
+    "sk-proj-",	   "sk-",    "npm_", "xoxb-", "xoxp-",	 "xoxa-",  "xapp-",	    "AKIA",
+    "ASIA",	   "glpat-", "hf_",  "pypi-", "dop_v1_", "shpat_", "eyJ",	    NULL,
 };
 
 static size_t known_prefix(const char *v, size_t len)
@@ -647,15 +647,15 @@ static int load_one(struct secret_rule *s, size_t i, char *buf)
 	if (ret < 0) {
 		/* The command line is not printed: it may embed a credential itself. */
 		msg("secret %s (%s %s): %s", s->name, source_desc(s),
-		    s->source == SECRET_CMD	 ? "output"
-		    : s->source_arg		 ? s->source_arg
-						 : s->name,
+		    s->source == SECRET_CMD ? "output"
+		    : s->source_arg	    ? s->source_arg
+					    : s->name,
 		    why);
 		return -1;
 	}
 	sv->maplen = (len + 1 + pg - 1) / pg * pg;
-	sv->val = mmap(NULL, sv->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		       0);
+	sv->val =
+	    mmap(NULL, sv->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (sv->val == MAP_FAILED) {
 		sv->val = NULL;
 		msg("secret %s: cannot map memory", s->name);
@@ -786,7 +786,8 @@ const char *secrets_exfil_scan(const struct policy *p, const char *host, const c
 			} else {
 				if (!memchr(dec, '%', dlen))
 					break;
-				n = pct_decode(dec, dlen, dec); /* in place: output is never longer */
+				n = pct_decode(dec, dlen,
+					       dec); /* in place: output is never longer */
 				if (n == dlen)
 					break;
 				dlen = n;

@@ -17,9 +17,9 @@
 
 #include "policy.h"
 
-#define SECRETS_MAX       64          /* secrets per run: one bit each in a uint64_t mask */
-#define SECRET_VALUE_MAX  (64 * 1024) /* bytes of a value (file or command output) */
-#define SECRET_VALUE_MIN  8           /* shorter values are refused: see docs/secrets.md */
+#define SECRETS_MAX	 64	     /* secrets per run: one bit each in a uint64_t mask */
+#define SECRET_VALUE_MAX (64 * 1024) /* bytes of a value (file or command output) */
+#define SECRET_VALUE_MIN 8	     /* shorter values are refused: see docs/secrets.md */
 
 /* A growable byte buffer. */
 struct sbuf {

@@ -26,9 +26,9 @@
 #include "secrets.h"
 #include "util.h"
 
-#define CA_DAYS     7    /* the run CA and its leaves expire a week after the start */
-#define HOST_MAX    256
-#define SESS_CACHE  64
+#define CA_DAYS	   7 /* the run CA and its leaves expire a week after the start */
+#define HOST_MAX   256
+#define SESS_CACHE 64
 
 static EVP_PKEY *ca_key, *leaf_key;
 static X509 *ca_cert;
@@ -79,8 +79,7 @@ static bool host_ok(const char *host)
 		return false;
 	for (const char *c = host; *c; c++)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		      (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '_' ||
-		      *c == ':'))
+		      (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '_' || *c == ':'))
 			return false;
 	return true;
 }
@@ -384,7 +383,8 @@ static int make_client_ctx(const struct policy *p)
 		msg("TLS: cannot load the system trust store: %s", ssl_reason());
 		return -1;
 	}
-	if (p->upstream_ca && SSL_CTX_load_verify_locations(client_ctx, p->upstream_ca, NULL) != 1) {
+	if (p->upstream_ca &&
+	    SSL_CTX_load_verify_locations(client_ctx, p->upstream_ca, NULL) != 1) {
 		msg("--upstream-ca %s: %s", p->upstream_ca, ssl_reason());
 		return -1;
 	}

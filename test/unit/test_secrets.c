@@ -66,8 +66,8 @@ static void test_placeholders(void)
 	CHECK(secrets_make_placeholder(pat, strlen(pat), a) == 0);
 	CHECK(!strncmp(a, "github_pat_", 11) && strlen(a) == strlen(pat));
 
-	CHECK(secrets_make_placeholder("ab-cd", 5, a) < 0);      /* too few random places */
-	CHECK(secrets_make_placeholder("ghp_abc", 7, a) < 0);    /* prefix leaves 3 */
+	CHECK(secrets_make_placeholder("ab-cd", 5, a) < 0);	/* too few random places */
+	CHECK(secrets_make_placeholder("ghp_abc", 7, a) < 0);	/* prefix leaves 3 */
 	CHECK(secrets_make_placeholder("hunter22", 8, a) == 0); /* 8 is the floor */
 	CHECK(all_in(a, 0, LOWER DIGITS));
 }

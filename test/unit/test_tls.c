@@ -78,8 +78,8 @@ static void test_ca(void)
 	if (!ca)
 		return;
 	CHECK(is_p256(ca));
-	CHECK(X509_NAME_get_text_by_NID(X509_get_subject_name(ca), NID_commonName, cn,
-					sizeof(cn)) > 0 &&
+	CHECK(X509_NAME_get_text_by_NID(X509_get_subject_name(ca), NID_commonName, cn, sizeof(cn)) >
+		  0 &&
 	      !strncmp(cn, "agentjail run CA ", 17) && strlen(cn) == 17 + 12);
 	bc = X509_get_ext_d2i(ca, NID_basic_constraints, &crit, NULL);
 	CHECK(bc && bc->ca && crit == 1);
@@ -136,8 +136,7 @@ static void test_leaves(void)
 	t0 = now_ms();
 	for (int i = 0; i < n; i++)
 		free(tls_leaf_pem("mint.example.test"));
-	printf("leaf minting (EC P-256 signature, no keygen): %.3f ms each\n",
-	       (now_ms() - t0) / n);
+	printf("leaf minting (EC P-256 signature, no keygen): %.3f ms each\n", (now_ms() - t0) / n);
 }
 
 struct server_arg {
@@ -246,8 +245,7 @@ static void test_handshakes(void)
 	printf("in-process handshake: first %.2f ms, cached leaf %.2f ms\n", first, cached / 20);
 
 	/* SNI naming another host than the CONNECT target: refused (no domain fronting) */
-	CHECK(handshake("api.example.test", "evil.test", "evil.test", why, NULL, NULL, NULL) ==
-	      0);
+	CHECK(handshake("api.example.test", "evil.test", "evil.test", why, NULL, NULL, NULL) == 0);
 	CHECK(strstr(why, "SNI") && strstr(why, "evil.test"));
 	/* no SNI for a name target: refused */
 	CHECK(handshake("api.example.test", NULL, "api.example.test", why, NULL, NULL, NULL) == 0);
