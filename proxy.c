@@ -928,12 +928,44 @@ static void build_response(struct obuf *o, const struct http_response *resp, con
 }
 
 /*
+ * The exfiltration guard over a body that passes in pieces: each piece is scanned together
+ * with the last bytes of the one before, so that a placeholder split across two reads is
+ * still seen before its second part leaves.
+ */
+#define SCAN_TAIL 1024
+
+struct body_scan {
+	struct target *t;
+	char *buf; /* tail of the previous piece, then the current piece */
+	size_t tail, cap;
+};
+
+static bool body_scan(struct body_scan *b, const char *piece, size_t n)
+{
+	size_t keep;
+
+	if (!b->t || !P->secrets.n || !n)
+		return true;
+	if (b->tail + n > b->cap) {
+		b->cap = b->tail + n;
+		b->buf = xrealloc(b->buf, b->cap);
+	}
+	memcpy(b->buf + b->tail, piece, n);
+	if (!exfil_check(b->t, b->buf, b->tail + n))
+		return false;
+	keep = b->tail + n < SCAN_TAIL ? b->tail + n : SCAN_TAIL;
+	memmove(b->buf, b->buf + b->tail + n - keep, keep);
+	b->tail = keep;
+	return true;
+}
+
+/*
  * Forward a body from s to dst. kind LENGTH: len bytes; CHUNKED: until the last chunk;
- * CLOSE: until EOF. scan_host: run the exfiltration guard on what passes (requests).
+ * CLOSE: until EOF. bs->t set: run the exfiltration guard on what passes (requests).
  * 0, or -1 on an I/O error, bad framing, timeout or a placeholder going astray.
  */
-static int forward_body(struct stream *s, int dst, enum http_body kind, uint64_t len,
-			struct target *scan, uint64_t *count)
+static int forward_body_scanned(struct stream *s, int dst, enum http_body kind, uint64_t len,
+				struct body_scan *bs, uint64_t *count)
 {
 	struct http_chunked ch;
 	double deadline = now_ms() + PROXY_UPSTREAM_TIMEOUT_MS;
@@ -969,7 +1001,7 @@ static int forward_body(struct stream *s, int dst, enum http_body kind, uint64_t
 				return -1;
 			n = (size_t)r;
 		}
-		if (scan && !exfil_check(scan, s->buf, n))
+		if (!body_scan(bs, s->buf, n))
 			return -1;
 		if (send_all(dst, s->buf, n, now_ms() + PROXY_UPSTREAM_TIMEOUT_MS) < 0)
 			return -1;
@@ -980,6 +1012,16 @@ static int forward_body(struct stream *s, int dst, enum http_body kind, uint64_t
 		if (kind == HTTP_BODY_CHUNKED && ch.done)
 			return 0;
 	}
+}
+
+static int forward_body(struct stream *s, int dst, enum http_body kind, uint64_t len,
+			struct target *scan, uint64_t *count)
+{
+	struct body_scan bs = { scan, NULL, 0, 0 };
+	int rc = forward_body_scanned(s, dst, kind, len, &bs, count);
+
+	free(bs.buf);
+	return rc;
 }
 
 static void close_upstream(struct conn *c)
