@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net.h"
 #include "util.h"
 
 #define CMD_TIMEOUT_MS 30000
@@ -336,23 +337,21 @@ static void host_norm(const char *in, char *out, size_t outsz)
 	out[n] = '\0';
 }
 
+/*
+ * The proxy's own host rules decide (net.c), so that a secret is bound to exactly the
+ * hosts the policy would match for that pattern: the host is normalised as the policy
+ * does (a host it refuses matches nothing) and only the pattern may carry a port.
+ */
 bool secrets_host_match(const char *pattern, const char *host)
 {
-	char pat[256], h[256];
-	size_t pl, hl;
+	char pat[NET_HOST_MAX], h[NET_HOST_MAX];
 
-	if (!pattern || !host)
+	if (!pattern || !host || strchr(host, '[') || strchr(host, ']'))
 		return false;
 	host_norm(pattern, pat, sizeof(pat));
-	host_norm(host, h, sizeof(h));
-	if (!*pat || !*h)
+	if (!*pat || net_normalize_host(host, h, sizeof(h)) < 0)
 		return false;
-	if (pat[0] == '*' && pat[1] == '.') {
-		pl = strlen(pat + 1); /* ".example.com" */
-		hl = strlen(h);
-		return hl > pl && !strcmp(h + hl - pl, pat + 1);
-	}
-	return !strcmp(pat, h);
+	return net_pattern_match(pat, h);
 }
 
 bool secrets_rule_bound(const struct secret_rule *s, const char *host)
@@ -771,8 +770,10 @@ const char *secrets_exfil_scan(const struct policy *p, const char *host, const c
 
 		if (secrets_rule_bound(s, host))
 			continue;
-		if (has_pattern(&vals[i], buf, len))
-			return s->name;
+		if (has_pattern(&vals[i], buf, len)) {
+			hit = s->name;
+			break;
+		}
 		/* Percent-encoded, up to three layers deep. */
 		if (!dec && memchr(buf, '%', len)) {
 			dec = xmalloc(len + 1);
