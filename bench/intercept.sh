@@ -29,6 +29,7 @@ RATE_SECONDS=8
 NEW_N=300
 [ -z "${BENCH_QUICK:-}" ] || { REPS=1; RATE_SECONDS=3; NEW_N=100; }
 
+machine_line
 bench_tmp
 make_certs "$T" bench.test
 NP="$(free_port)"

@@ -139,8 +139,8 @@ http {
 		ssl_certificate $d/server.crt;
 		ssl_certificate_key $d/server.key;
 		ssl_protocols TLSv1.2 TLSv1.3;
-		ssl_session_cache off;
-		ssl_session_tickets off;
+		# session cache and tickets as nginx ships them (tickets on): a client or proxy may
+		# resume; bench/tlsclient and a fresh curl do not.
 		root $d/www;
 	}
 }
@@ -232,4 +232,10 @@ proxy_pid() {
 
 section() {
 	printf '\n== %s ==\n' "$*"
+}
+
+# What else ran at the time: the figures of a loaded machine are not those of an idle one.
+machine_line() {
+	printf '%s; %s cores; kernel %s; load average %s; user %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+		"$(nproc)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(id -un)"
 }

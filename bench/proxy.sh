@@ -29,6 +29,7 @@ NEW_N=400
 TUNNELS="${TUNNELS:-1000}"
 [ -z "${BENCH_QUICK:-}" ] || { REPS=1; KEEP_N=1000; NEW_N=100; }
 
+machine_line
 bench_tmp
 make_certs "$T" bench.test
 NP="$(free_port)"

@@ -22,6 +22,7 @@ need hyperfine bwrap "$AJ"
 RUNS="${RUNS:-300}"
 ROUNDS="${ROUNDS:-3}"
 [ -z "${BENCH_QUICK:-}" ] || { RUNS=60; ROUNDS=2; }
+machine_line
 bench_tmp
 WS="$T/ws"
 mkdir -p "$WS"
