@@ -271,7 +271,7 @@ static bool authority_matches(struct session *ss, const char *a, size_t n)
 				return false;
 		return atoi(pb) == ss->t->port;
 	}
-	return ss->t->port == 443;
+	return true; /* no port: the host is what fronting would change */
 }
 
 /* A path is "clean" for prefix rules when no (encoded) dot segment or encoded slash or
