@@ -14,6 +14,9 @@ setup() {
 
 teardown() {
 	local p
+	if [ -n "${MARKER:-}" ]; then
+		pkill -KILL -f -- "$MARKER" 2>/dev/null || true
+	fi
 	for p in ${BG_PIDS:-}; do
 		kill -KILL "$p" 2>/dev/null || true
 	done
@@ -279,6 +282,7 @@ assert_no_process() {
 @test "env: /proc/1/environ shows no host variable; init is not dumpable" {
 	local v="AJPLANTED$RANDOM$RANDOM"
 	GITHUB_TOKEN="$v" SOME_HOST_VAR="$v" jail -- sh -c '
+		for p in /proc/[0-9]*; do cat $p/environ 2>/dev/null | tr "\0" "\n"; done
 		cat /proc/1/environ 2>/dev/null | tr "\0" "\n"
 		cat /proc/1/cmdline 2>/dev/null | tr "\0" " "; echo
 		if ls /proc/1/fd >/dev/null 2>&1; then echo INIT-FD-READABLE; fi
@@ -420,7 +424,11 @@ time.sleep(60)' "$name" "$BATS_TEST_TMPDIR/abs-ready" >/dev/null 2>&1 3>&- &
 }
 
 @test "tty: without a terminal on stdin the command has no controlling tty" {
-	jail -- sh -c 'if (: </dev/tty) 2>/dev/null; then echo HAS-CTTY; else echo no-ctty; fi' </dev/null
+	skip_unless_cmd script
+	# script gives the caller a controlling terminal; the jail's stdin is not a terminal.
+	printf '%s\n' 'if (: </dev/tty) 2>/dev/null; then echo HAS-CTTY; else echo no-ctty; fi' >ctty.sh
+	run script -qec "$AJ --net none -- sh ./ctty.sh </dev/null" /dev/null </dev/null
+	output="${output//$'\r'/}"
 	assert_success
 	assert_output no-ctty
 }
@@ -712,6 +720,7 @@ time.sleep(60)' "$name" "$BATS_TEST_TMPDIR/abs-ready" >/dev/null 2>&1 3>&- &
 
 @test "lifecycle: kill -9 of agentjail leaves no process behind" {
 	local m="ajk9$RANDOM$RANDOM"
+	MARKER="$m"
 	cp /bin/sleep "$WS/$m"
 	"$AJ" --net none -- sh -c "./$m 300 & setsid ./$m 301 </dev/null >/dev/null 2>&1 & touch ready; wait" \
 		</dev/null >/dev/null 2>&1 3>&- &
@@ -733,6 +742,7 @@ time.sleep(60)' "$name" "$BATS_TEST_TMPDIR/abs-ready" >/dev/null 2>&1 3>&- &
 
 @test "lifecycle: kill -9 of agentjail with the network on leaves no process (proxy) behind" {
 	local m="ajk9n$RANDOM$RANDOM"
+	MARKER="$m"
 	cp /bin/sleep "$WS/$m"
 	"$AJ" -- sh -c "./$m 300 & touch ready; wait" </dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/err" 3>&- &
 	local pid=$!
@@ -754,7 +764,8 @@ time.sleep(60)' "$name" "$BATS_TEST_TMPDIR/abs-ready" >/dev/null 2>&1 3>&- &
 	local m="ajd$RANDOM$RANDOM"
 	cp /bin/sleep "$WS/$m"
 	# One daemon keeps stdout open: if it survived, `run` would wait for it.
-	AJ_TIMEOUT=30 jail -- sh -c "setsid ./$m 20 </dev/null >/dev/null 2>&1 & nohup ./$m 21 >/dev/null 2>&1 & ./$m 22 & echo started"
+	MARKER="$m"
+	AJ_TIMEOUT=30 jail -- sh -c "setsid ./$m 300 </dev/null >/dev/null 2>&1 & nohup ./$m 301 >/dev/null 2>&1 & ./$m 15 & echo started"
 	assert_success
 	assert_output started
 	assert_no_process "$m" 3
