@@ -145,6 +145,30 @@ stop_upstream() {
 	fi
 }
 
+# require_jail: fail unless "$AJ" demonstrably builds a jail (hostname agentjail, its own mount
+# namespace).  Suites that probe privileged operations call it first (setup_file), so that a broken
+# agentjail can never turn them into operations on the host (as root above all).
+# AJ_NO_JAIL_GUARD=1 skips it (to check the tests against a deliberately broken stand-in).
+require_jail() {
+	[ "${AJ_NO_JAIL_GUARD:-0}" = 1 ] && return 0
+	local host_mnt got dir
+	host_mnt="$(readlink /proc/self/ns/mnt)"
+	dir="$(mktemp -d "$(_aj_tmp)/guard.XXXXXX")"
+	got="$(cd "$dir" && timeout 30 "$AJ" --net none -- /bin/sh -c \
+		'echo "$(cat /proc/sys/kernel/hostname) $(readlink /proc/self/ns/mnt)"' 2>&1)" || true
+	case "$got" in
+	"agentjail mnt:"*) ;;
+	*)
+		echo "agentjail does not jail (got: $got); refusing to run these tests" >&2
+		return 1
+		;;
+	esac
+	if [ "$got" = "agentjail $host_mnt" ]; then
+		echo "agentjail runs in the host's mount namespace; refusing to run these tests" >&2
+		return 1
+	fi
+}
+
 # A marker unique to this test, for pgrep-based "nothing left behind" checks.
 unique_marker() {
 	echo "ajmark$$x${BATS_TEST_NUMBER:-0}x$RANDOM$RANDOM"

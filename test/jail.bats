@@ -12,8 +12,19 @@ setup() {
 	[ -x "$PROBE" ] || fail "no test probe at $PROBE (make)"
 }
 
+setup_file() {
+	require_jail
+}
+
 teardown() {
-	local p
+	local p f
+	# Whatever a broken jail let a test create on the host goes (only the test's own names).
+	for f in ${CLEANUP_FILES:-}; do
+		rm -f -- "$f" 2>/dev/null || true
+	done
+	for f in ${MOUNT_CLEANUP:-}; do
+		if mountpoint -q "$f" 2>/dev/null; then umount -l "$f" 2>/dev/null || true; fi
+	done
 	if [ -n "${MARKER:-}" ]; then
 		pkill -KILL -f -- "$MARKER" 2>/dev/null || true
 	fi
@@ -130,8 +141,11 @@ assert_no_process() {
 }
 
 @test "filesystem: nothing outside the workspace is writable or reaches the host" {
-	local m="ajw$RANDOM$RANDOM" parent
+	local m="ajw$RANDOM$RANDOM" parent d
 	parent="$(dirname "$WS")"
+	for d in /usr /bin /etc / "$parent" "$HOME" /tmp /var/tmp /dev/shm; do
+		CLEANUP_FILES="${CLEANUP_FILES:-} $d/$m"
+	done
 	jail -- sh -c "
 		for d in /usr /bin /etc / '$parent' \"\$HOME\" /tmp /var/tmp /dev/shm; do
 			if ( echo x > \"\$d/$m\" ) 2>/dev/null; then echo \"wrote \$d\"; fi
@@ -183,7 +197,10 @@ assert_no_process() {
 }
 
 @test "filesystem: \$HOME is an empty tmpfs, /tmp is fresh" {
-	jail -- sh -c 'ls -A "$HOME" | wc -l; echo x > "$HOME/f" && echo x > /tmp/f && echo writable'
+	local m="ajf$RANDOM$RANDOM"
+	CLEANUP_FILES="/tmp/$m"
+	jail -- sh -c "ls -A \"\$HOME\" | wc -l; echo x > \"\$HOME/$m\" && echo x > /tmp/$m && echo writable"
+	[ ! -e "/tmp/$m" ] || fail "the jail's /tmp is the host's"
 	assert_success
 	assert_line --index 0 0
 	assert_line writable
@@ -206,9 +223,13 @@ assert_no_process() {
 }
 
 @test "filesystem: system directories are read-only" {
+	local m="ajro$RANDOM$RANDOM" d
+	for d in /usr /usr/bin /bin /lib /etc; do
+		CLEANUP_FILES="${CLEANUP_FILES:-} $d/.ajtest-$m"
+	done
 	jail -- sh -c 'for d in /usr /usr/bin /bin /lib /etc; do
 			[ -e "$d" ] || continue
-			touch "$d/.ajtest" 2>/dev/null && echo "WRITABLE $d"
+			touch "$d/.ajtest-'"$m"'" 2>/dev/null && echo "WRITABLE $d"
 		done; echo end'
 	assert_success
 	refute_output --partial WRITABLE
@@ -462,7 +483,10 @@ time.sleep(60)' "$name" "$BATS_TEST_TMPDIR/abs-ready" >/dev/null 2>&1 3>&- &
 	ro="$(mktemp -d "$BATS_TEST_TMPDIR/ro.XXXXXX")"
 	jail --ro "$ro" -- "$PROBE" mount-remount "$ro"
 	assert_refused EPERM
-	jail --ro "$ro" -- sh -c "'$PROBE' mount-remount /usr; '$PROBE' mount-tmpfs '$WS'; '$PROBE' umount /usr; touch '$ro/x' 2>/dev/null && echo RO-WRITABLE; echo end"
+	# Targets are the test's own directories: harmless even if the jail were broken.
+	mkdir "$WS/mnt"
+	MOUNT_CLEANUP="$WS/mnt $ro"
+	jail --ro "$ro" -- sh -c "'$PROBE' mount-tmpfs '$WS/mnt'; '$PROBE' umount '$ro'; touch '$ro/x' 2>/dev/null && echo RO-WRITABLE; echo end"
 	assert_success
 	refute_line ok
 	refute_output --partial RO-WRITABLE
@@ -556,7 +580,8 @@ time.sleep(60)' "$name" "$BATS_TEST_TMPDIR/abs-ready" >/dev/null 2>&1 3>&- &
 	jail -- sh -c '
 		grep NoNewPrivs /proc/self/status
 		if command -v su >/dev/null && su -c true root </dev/null >/dev/null 2>&1; then echo SU-WORKED; fi
-		if command -v mount >/dev/null && mount -t tmpfs none /tmp >/dev/null 2>&1; then echo MOUNT-WORKED; fi
+		mkdir -p mnt
+		if command -v mount >/dev/null && mount -t tmpfs none ./mnt >/dev/null 2>&1; then echo MOUNT-WORKED; fi
 		echo end'
 	assert_success
 	assert_line --regexp '^NoNewPrivs:[[:space:]]+1$'
