@@ -508,3 +508,24 @@ print("done")
 	[ "$(id -u)" -eq 0 ] || ! cat "/proc/$pp/environ" >/dev/null 2>&1 ||
 		fail "the proxy's environ is readable"
 }
+
+@test "faults: fuzz regression: odd spellings of a bound host are refused by policy (403), not allowed through the binding" {
+	skip_unless_cmd python3
+	export FAULT_TOKEN="ghp_FuzzRegress0123456789abcdefABCDEFghij"
+	cat >"$WS/odd.py" <<'PY'
+import socket
+for t in [b"[api.example.test:1]:443", b"api.example.test...:443", b"[api.example.test]:443"]:
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=20)
+    s.sendall(b"CONNECT " + t + b" HTTP/1.1\r\n\r\n")
+    print(t.decode(), s.recv(64).split(b"\r\n")[0].decode())
+    s.close()
+PY
+	aj_sep -q --add-host api.example.test=127.0.0.1 --secret FAULT_TOKEN@api.example.test -- \
+		sh -c 'python3 odd.py'
+	[ "$status" -eq 0 ] || fail "status $status: $stderr"
+	echo "$output" | sed 's/^/# /' >&3
+	# found by fuzz_net/fuzz_preamble: the secret binding named these hosts while no rule did
+	# (a bracketed name without a colon is not even an authority: 400)
+	run grep -cE ' HTTP/1.1 (403|400) ' <<<"$output"
+	assert_output 3
+}
