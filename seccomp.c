@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <linux/sched.h>
 #include <seccomp.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/capability.h>
 #include <sys/ioctl.h>
@@ -62,8 +63,13 @@ static const char *const deny_syscalls[] = {
 	"process_vm_writev", "ptrace", "kcmp",
 };
 
-/* Socket families refused whatever the type. */
-static const int deny_families[] = { AF_PACKET, AF_VSOCK, AF_KEY, AF_BLUETOOTH };
+/*
+ * Socket families the jail may use: everything else is refused. The kernel reads
+ * socket()'s arguments as int, so a 64-bit equality test alone would let (1 << 32) | AF_VSOCK
+ * through; here the allowed values are matched exactly and anything above AF_NETLINK (which
+ * includes every value with high bits set) is refused by one unsigned comparison.
+ */
+static const int allow_families[] = { AF_UNIX, AF_INET, AF_INET6, AF_NETLINK };
 
 static int deny(scmp_filter_ctx ctx, const char *name)
 {
@@ -104,21 +110,35 @@ static int add_ioctl_rules(scmp_filter_ctx ctx)
 				SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL, TIOCLINUX));
 }
 
-static int add_socket_rules(scmp_filter_ctx ctx)
+static bool family_allowed(int fam)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(deny_families) / sizeof(deny_families[0]); i++)
-		if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
-				     SCMP_A0(SCMP_CMP_EQ, (uint64_t)deny_families[i])))
+	for (i = 0; i < sizeof(allow_families) / sizeof(allow_families[0]); i++)
+		if (allow_families[i] == fam)
+			return true;
+	return false;
+}
+
+static int add_socket_rules(scmp_filter_ctx ctx)
+{
+	int fam, i;
+
+	/* AF_NETLINK is the largest allowed family; GT is an unsigned 64-bit compare. */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
+			     SCMP_A0(SCMP_CMP_GT, AF_NETLINK)))
+		return -1;
+	for (fam = 0; fam < AF_NETLINK; fam++)
+		if (!family_allowed(fam) &&
+		    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
+				     SCMP_A0(SCMP_CMP_EQ, (uint64_t)fam)))
 			return -1;
 	/*
 	 * Raw and packet IP sockets; the type carries SOCK_NONBLOCK/CLOEXEC in high bits.
 	 * Netlink sockets are SOCK_RAW too, so the family is part of the rule.
 	 */
 	for (i = 0; i < 2; i++) {
-		int fam = i ? AF_INET6 : AF_INET;
-
+		fam = i ? AF_INET6 : AF_INET;
 		if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 2,
 				     SCMP_A0(SCMP_CMP_EQ, (uint64_t)fam),
 				     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW)) ||
@@ -127,10 +147,10 @@ static int add_socket_rules(scmp_filter_ctx ctx)
 				     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_PACKET)))
 			return -1;
 	}
-	/* Netlink: only NETLINK_ROUTE (ip addr, getifaddrs). */
+	/* Netlink: only NETLINK_ROUTE (0): any other value, high bits included, is above it. */
 	return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 2,
 				SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
-				SCMP_A2(SCMP_CMP_NE, NETLINK_ROUTE));
+				SCMP_A2(SCMP_CMP_GT, NETLINK_ROUTE));
 }
 
 /*
