@@ -62,14 +62,19 @@ $PY - "$T" "$ROUNDS" "${NAMES[@]}" <<'EOF' | tee "$T/summary"
 import json, statistics, sys
 tmp, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 pooled = [[] for _ in names]
+cpu = [[] for _ in names]
 for r in range(1, rounds + 1):
     d = json.load(open(f"{tmp}/round{r}.json"))
     for i, res in enumerate(d["results"]):
         pooled[i].extend(res["times"])
+        cpu[i].append(res["user"] + res["system"])
 med = {n: statistics.median(p) * 1e3 for n, p in zip(names, pooled)}
-for n, p in zip(names, pooled):
+# CPU time (user + system of the whole process tree, hyperfine's mean) moves less than wall
+# time when other work shares the machine.
+for n, p, c in zip(names, pooled, cpu):
     q = statistics.quantiles(p, n=10)
-    print(f"{n:20s} median {med[n]:7.2f} ms   p10 {q[0]*1e3:6.2f}   p90 {q[-1]*1e3:6.2f}   n={len(p)}")
+    print(f"{n:20s} median {med[n]:7.2f} ms   p10 {q[0]*1e3:6.2f}   p90 {q[-1]*1e3:6.2f}   "
+          f"cpu {statistics.mean(c)*1e3:5.2f} ms   n={len(p)}")
 bw = med["bwrap"]
 r1 = med["agentjail-net-none"] / bw
 r2 = med["agentjail-proxy"] / bw

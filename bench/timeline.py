@@ -2,7 +2,7 @@
 """Phases of one agentjail run, from `strace -f -ttt` traces of a few key calls (bench/start.sh).
 
 Each argument is the trace of one run.  Prints, for each event in order, the median over the
-runs of its time since agentjail's execve and of the step from the event before it.
+runs of its time since the launcher's execve (agentjail or bwrap) and of the step from the event before it.
 """
 import collections
 import re
@@ -17,14 +17,14 @@ def events(path):
         if not m:
             continue
         t, rest = float(m.group(2)), m.group(3)
-        if rest.startswith("<... wait4 resumed"):
+        if rest.startswith("<..."):
             continue
         if rest.startswith("clone(") and "CLONE_NEWUSER" in rest:
             name = "clone(all namespaces)"
         elif rest.startswith("clone("):
             name = "clone(fork)"
         elif rest.startswith('execve("'):
-            name = "execve(agentjail)"
+            name = "execve(launcher)"
         elif rest.startswith("execve("):
             name = "execve(command)"
         elif rest.startswith("+++ exited"):
