@@ -75,8 +75,11 @@ LINT_SRCS = $(filter-out builtin_profiles.c,$(wildcard *.c))
 #   ORIGIN_MAX; cppcheck takes `origin` for an array of ORIGIN_MAX bytes, it is a C string.
 # arrayIndexThenCheck:audit.c: `s[i] && i < 1024` on a NUL-ended string reads s[i] only
 #   after s[i-1] was not NUL, so in bounds; reported to the owner to swap the operands.
-CPPCHECK_FLAGS := --enable=warning,performance,portability --std=c11 --error-exitcode=1 \
-	--quiet -D_GNU_SOURCE -D__linux__ -DAGENTJAIL_VERSION='"$(VERSION)"' -I. \
+# The compiler's own -D/-U/-I flags (from CFLAGS: feature macros, version strings), but
+# _FORTIFY_SOURCE, which wants an optimising compiler and would only warn here.
+LINT_DEFS = $(filter-out -D_FORTIFY_SOURCE%,$(filter -D% -U% -I%,$(CFLAGS)))
+CPPCHECK_FLAGS = --enable=warning,performance,portability --std=c11 --error-exitcode=1 \
+	--quiet -D__linux__ $(LINT_DEFS) -I. \
 	--suppress=missingIncludeSystem \
 	--suppress=pointerOutOfBoundsCond:policy.c \
 	--suppress=arrayIndexThenCheck:audit.c
@@ -105,7 +108,7 @@ lint: builtin_profiles.c
 		x=; for e in $(LINT_TIDY_EXCEPT); do \
 			[ "$${e%%:*}" = "$$f" ] && x="$$x,-$${e#*:}"; done; \
 		out=$$($(CLANG_TIDY) --quiet $${x:+--checks=$${x#,}} $$f -- -std=gnu11 \
-			-D_GNU_SOURCE -DAGENTJAIL_VERSION='"$(VERSION)"' $(PKGCFLAGS) 2>&1) || rc=1; \
+			$(LINT_DEFS) 2>&1) || rc=1; \
 		printf '%s\n' "$$out" | grep -v 'warnings* generated' | grep . || true; \
 	done; exit $$rc
 
