@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "jail.h"
 #include "policy.h"
 #include "proxy.h"
@@ -301,198 +302,66 @@ static bool is_system_path(const char *dir)
 	return false;
 }
 
-/* The directory of the command as PATH finds it, when it lives outside the system dirs. */
+static bool under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+/*
+ * The directory of the command as PATH finds it, when it lives outside the system dirs
+ * (a toolchain under $HOME), to bind read-only. Never a directory reached through the
+ * workspace (a link planted there would otherwise expose its target's directory), and
+ * never one that holds $HOME or the workspace.
+ */
 static char *command_dir(const char *cmd, const char *ws)
 {
-	const char *path = getenv("PATH");
-	char buf[PATH_MAX], *real, *slash;
-	size_t wl = strlen(ws);
+	const char *path = getenv("PATH"), *home = getenv("HOME");
+	char buf[PATH_MAX], *real, *given, *rhome, *slash;
+	bool found = false, bad;
 
 	if (strchr(cmd, '/')) {
-		snprintf(buf, sizeof(buf), "%s", cmd);
+		if (cmd[0] != '/')
+			return NULL; /* relative: resolved inside the jail, from the workspace */
+		found = snprintf(buf, sizeof(buf), "%s", cmd) < (int)sizeof(buf);
 	} else {
 		const char *p = path ? path : "/usr/bin:/bin";
-		bool found = false;
 
 		while (*p && !found) {
 			size_t len = strcspn(p, ":");
 
-			if (len && snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, p, cmd) <
-					   (int)sizeof(buf))
+			/* relative PATH entries would resolve against the workspace: skip */
+			if (len && *p == '/' &&
+			    snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, p, cmd) <
+				    (int)sizeof(buf))
 				found = access(buf, X_OK) == 0;
 			p += len + (p[len] == ':');
 		}
-		if (!found)
-			return NULL;
 	}
-	real = realpath(buf, NULL);
-	if (!real)
+	if (!found)
 		return NULL;
-	slash = strrchr(real, '/');
+	slash = strrchr(buf, '/');
 	*slash = '\0';
-	if (!real[0] || is_system_path(real) || (!strncmp(real, ws, wl) && (real[wl] == '/' ||
-									      real[wl] == '\0'))) {
+	given = realpath(buf[0] ? buf : "/", NULL);
+	*slash = '/';
+	real = realpath(buf, NULL);
+	if (!given || !real) {
+		free(given);
+		free(real);
+		return NULL;
+	}
+	*strrchr(real, '/') = '\0';
+	rhome = home ? realpath(home, NULL) : NULL;
+	bad = under(given, ws) || !real[0] || is_system_path(real) || under(real, ws) ||
+	      under(ws, real) || (rhome && under(rhome, real));
+	free(given);
+	free(rhome);
+	if (bad) {
 		free(real);
 		return NULL;
 	}
 	return real;
-}
-
-/*
- * Paths inside the workspace that run later *outside* the jail: git hooks and config
- * (a planted hook runs unjailed on the next commit), the hooks directory core.hooksPath
- * names, .gitmodules, and editor task files. They are bound read-only over themselves.
- */
-static void protect_path(struct policy *p, const char *ws, const char *rel, bool mkdir_ok)
-{
-	char *path = xasprintf("%s/%s", ws, rel);
-	const char *err;
-	struct stat st;
-
-	if (lstat(path, &st) && errno == ENOENT && mkdir_ok)
-		(void)mkdir(path, 0755);
-	if (!lstat(path, &st) && !S_ISLNK(st.st_mode)) {
-		if (policy_add_mount(p, path, MOUNT_RO, true, "protected", &err))
-			die("cannot protect %s: %s", path, err);
-	} else if (!lstat(path, &st)) {
-		/* A symlink: protect what it points to if that is inside the workspace. */
-		char *real = realpath(path, NULL);
-		size_t wl = strlen(ws);
-
-		if (real && !strncmp(real, ws, wl) && real[wl] == '/' &&
-		    policy_add_mount(p, real, MOUNT_RO, true, "protected", &err))
-			die("cannot protect %s: %s", real, err);
-		free(real);
-	}
-	free(path);
-}
-
-/* core.hooksPath from .git/config, when set to a path inside the workspace. */
-static void protect_hooks_path(struct policy *p, const char *ws, const char *gitdir)
-{
-	char *cfg = xasprintf("%s/config", gitdir);
-	FILE *f = fopen(cfg, "re");
-	char line[1024];
-	bool core = false;
-
-	free(cfg);
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *s = line + strspn(line, " \t"), *v;
-
-		if (*s == '[') {
-			core = !strncasecmp(s, "[core]", 6);
-			continue;
-		}
-		if (!core || strncasecmp(s, "hookspath", 9))
-			continue;
-		v = strchr(s, '=');
-		if (!v)
-			continue;
-		v += 1 + strspn(v + 1, " \t\"");
-		v[strcspn(v, "\"\r\n")] = '\0';
-		while (*v && strchr(" \t", v[strlen(v) - 1]))
-			v[strlen(v) - 1] = '\0';
-		if (*v && *v != '/' && *v != '~')
-			protect_path(p, ws, v, false);
-		else if (*v == '/' && !strncmp(v, ws, strlen(ws)) && v[strlen(ws)] == '/')
-			protect_path(p, ws, v + strlen(ws) + 1, false);
-	}
-	fclose(f);
-}
-
-/*
- * A mount needs an existing target. In a git repository without .gitmodules, an empty one
- * is created for the run (and removed after it, if still empty) so that it can be bound
- * read-only: a planted submodule URL would be fetched by the user's next
- * `git submodule update`, outside the jail.
- */
-static char *planted_gitmodules;
-
-static void plant_gitmodules(const char *ws)
-{
-	char *path = xasprintf("%s/.gitmodules", ws);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-
-	if (fd < 0) {
-		free(path);
-		return;
-	}
-	close(fd);
-	planted_gitmodules = path;
-}
-
-static void unplant_gitmodules(void)
-{
-	struct stat st;
-
-	if (planted_gitmodules && !lstat(planted_gitmodules, &st) && S_ISREG(st.st_mode) &&
-	    st.st_size == 0)
-		unlink(planted_gitmodules);
-}
-
-static void protect_workspace(struct policy *p, const char *ws)
-{
-	char *git = xasprintf("%s/.git", ws);
-	struct stat st;
-
-	if (!lstat(git, &st) && S_ISDIR(st.st_mode)) {
-		const char *err;
-
-		/* .git itself becomes a mount point, so it cannot be renamed away and replaced
-		 * by a directory with hooks of the code's choosing (EBUSY). */
-		if (policy_add_mount(p, git, MOUNT_RW, false, "protected", &err))
-			die("cannot protect %s: %s", git, err);
-		protect_path(p, ws, ".git/hooks", true);
-		protect_path(p, ws, ".git/config", false);
-		protect_path(p, ws, ".git/info", false);
-		protect_path(p, ws, ".git/modules", false); /* submodules' hooks and config */
-		protect_hooks_path(p, ws, git);
-		plant_gitmodules(ws);
-	} else if (!lstat(git, &st) && S_ISREG(st.st_mode)) {
-		/* A linked worktree: ".git" names the real git dir, outside the workspace. Bind
-		 * the common dir so git works, with its hooks and config read-only. */
-		char line[PATH_MAX + 16];
-		FILE *f = fopen(git, "re");
-		const char *err;
-
-		if (f && fgets(line, sizeof(line), f) && !strncmp(line, "gitdir: ", 8)) {
-			char *gd = line + 8, *common;
-
-			gd[strcspn(gd, "\r\n")] = '\0';
-			common = realpath(gd, NULL);
-			if (common) {
-				char *w = strstr(common, "/worktrees/");
-
-				if (w)
-					*w = '\0';
-				if (policy_add_mount(p, common, MOUNT_RW, true, "worktree", &err))
-					die("cannot bind %s: %s", common, err);
-				protect_path(p, "", common + 1, false);
-				{
-					char *h = xasprintf("%s/hooks", common + 1);
-					char *c = xasprintf("%s/config", common + 1);
-
-					protect_path(p, "", h, true);
-					protect_path(p, "", c, false);
-					free(h);
-					free(c);
-				}
-				protect_hooks_path(p, ws, common);
-				free(common);
-				/* the .git file itself: rewritten, it would point git elsewhere */
-				protect_path(p, ws, ".git", false);
-				plant_gitmodules(ws);
-			}
-		}
-		if (f)
-			fclose(f);
-	}
-	protect_path(p, ws, ".gitmodules", false);
-	protect_path(p, ws, ".vscode", false);
-	protect_path(p, ws, ".idea", false);
-	free(git);
 }
 
 /* ---- the command's environment ------------------------------------------------------- */
@@ -674,6 +543,25 @@ static void build_policy(struct policy *p, struct cli *c, char **argv)
 		    "cannot be used; drop --secret or use --net proxy");
 }
 
+/*
+ * Resolve every mount's source on the host now; init then opens exactly that path and
+ * refuses a symbolic link anywhere in it, so a link swapped in meanwhile (by another run
+ * on the same workspace) fails the jail instead of redirecting a bind.
+ */
+static void resolve_sources(struct policy *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->mounts.n; i++) {
+		struct mount_rule *m = &p->mounts.v[i];
+
+		free(m->source);
+		m->source = realpath(m->path, NULL);
+		if (!m->source && errno != ENOENT && errno != ENOTDIR)
+			die("%s (%s): %s", m->path, m->origin, strerror(errno));
+	}
+}
+
 static char *const *copy_argv(char *const *argv)
 {
 	size_t n = 0, i;
@@ -702,9 +590,10 @@ static int run(struct policy *p)
 		die("no command given; try 'agentjail --help'");
 	if (getuid() != geteuid())
 		die("refusing to run setuid: agentjail needs no privilege");
-	protect_workspace(p, p->workspace);
+	guard_protect(p, p->workspace);
 	if (policy_add_mount(p, p->workspace, MOUNT_RW, false, "workspace", &(const char *){ 0 }))
 		die("cannot bind the workspace %s", p->workspace);
+	resolve_sources(p);
 	j.exe_dir = command_dir(p->argv[0], p->workspace);
 	j.wipe_argv = orig_argv;
 	p->argv = copy_argv(p->argv);
@@ -718,7 +607,7 @@ static int run(struct policy *p)
 
 	if (p->net == NET_PROXY) {
 		if (proxy_start(p, &px)) {
-			unplant_gitmodules();
+			guard_abort();
 			exit(EXIT_JAIL_FAILED);
 		}
 		j.proxy_ctl = px.ctl;
@@ -743,7 +632,7 @@ static int run(struct policy *p)
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		if (px.pid > 0)
 			proxy_stop(&px);
-		unplant_gitmodules();
+		guard_abort();
 		if (jail_diagnose(why, sizeof(why)))
 			die("cannot build the jail: %s", why);
 		errno = e;
@@ -771,7 +660,7 @@ static int run(struct policy *p)
 	}
 	if (px.pid > 0)
 		proxy_stop(&px);
-	unplant_gitmodules();
+	guard_check();
 	return code;
 }
 

@@ -63,12 +63,15 @@ const char *const jail_system_dirs[] = { "/usr", "/bin", "/sbin", "/lib", "/lib3
 /* What programs need from /etc; the rest of the host's /etc does not exist inside. */
 static const char *const etc_files[] = {
 	"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "localtime", "timezone",
-	"ssl", "ca-certificates", "ca-certificates.conf", "pki", "crypto-policies", "alternatives",
+	/* trust stores and OpenSSL config, never the private-key dirs beside them (a root
+	 * caller owns those, so permission bits alone would not keep them out) */
+	"ssl/certs", "ssl/openssl.cnf", "ca-certificates", "ca-certificates.conf",
+	"pki/tls/certs", "pki/tls/openssl.cnf", "pki/ca-trust/extracted", "pki/ca-trust/source",
+	"crypto-policies", "alternatives",
 	"host.conf", "gai.conf", "protocols", "services", "mime.types", "os-release",
 	"debian_version", "lsb-release", "locale.alias", "locale.conf", "default/locale",
 	"bash.bashrc", "profile", "profile.d", "inputrc", "environment", "magic", "mailcap",
-	"gitconfig", "python3", "python3.11", "perl", "java-17-openjdk", "subversion", "vim",
-	"terminfo", "ld.so.preload", NULL,
+	"gitconfig", "python3", "python3.11", "perl", "terminfo", "ld.so.preload", NULL,
 };
 
 /* Bundle paths that tools read for the system trust store (Debian, Fedora, Alpine, SUSE). */
@@ -98,6 +101,7 @@ enum op_kind {
 
 struct op {
 	const char *path;
+	const char *src; /* host path (links resolved) for binds and overlays */
 	enum op_kind kind;
 	bool optional;
 	int depth;
@@ -119,11 +123,13 @@ static int path_depth(const char *p)
 	return d;
 }
 
-static void plan_add(const char *path, enum op_kind kind, bool optional, unsigned mode)
+static void plan_add(const char *path, const char *src, enum op_kind kind, bool optional,
+		     unsigned mode)
 {
 	struct op *o = VEC_PUSH(plan);
 
 	o->path = path;
+	o->src = src;
 	o->kind = kind;
 	o->optional = optional;
 	o->depth = path_depth(path);
@@ -261,18 +267,39 @@ static int make_readonly(const char *dst)
 	return rc;
 }
 
-/* Bind the host's src (seen at /oldroot) to the same path in the jail. */
-static int bind_path(const char *path, bool ro, bool optional)
+/*
+ * Open a host path (seen under /oldroot). Strict: no symbolic link anywhere in it, for
+ * sources the monitor already resolved; a link found now was swapped in meanwhile.
+ */
+static int open_source(const char *hostpath, bool strict)
 {
-	char src[PATH_MAX + sizeof(OLDROOT)], sp[64], dp[64];
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	char src[PATH_MAX + sizeof(OLDROOT)];
+
+	snprintf(src, sizeof(src), OLDROOT "%s", hostpath);
+	if (!strict)
+		return open(src, O_PATH | O_CLOEXEC);
+	return (int)syscall(SYS_openat2, AT_FDCWD, src, &how, sizeof(how));
+}
+
+/* Bind the host's src (seen at /oldroot) to path in the jail. */
+static int bind_from(const char *srcpath, const char *path, bool ro, bool optional, bool strict)
+{
+	char sp[64], dp[64];
 	struct stat st;
 	int sfd, dfd, rc;
 
-	snprintf(src, sizeof(src), OLDROOT "%s", path);
-	sfd = open(src, O_PATH | O_CLOEXEC);
+	sfd = open_source(srcpath, strict);
 	if (sfd < 0) {
 		if (optional && errno == ENOENT)
 			return 0;
+		if (errno == ELOOP)
+			die("cannot bind %s: a symbolic link appeared in %s while the jail was "
+			    "being built; refusing",
+			    path, srcpath);
 		die_errno("cannot bind %s", path);
 	}
 	if (fstat(sfd, &st))
@@ -292,6 +319,12 @@ static int bind_path(const char *path, bool ro, bool optional)
 	if (ro && make_readonly(path))
 		die_errno("cannot make %s read-only", path);
 	return 0;
+}
+
+/* Bind a trusted host path (system dirs, /etc entries, /dev nodes) at the same path. */
+static int bind_path(const char *path, bool ro, bool optional)
+{
+	return bind_from(path, path, ro, optional, false);
 }
 
 static void mount_tmpfs_at(const char *path, unsigned mode, uid_t uid, gid_t gid, bool ro)
@@ -342,20 +375,22 @@ static void hide_path(const char *path, uid_t uid, gid_t gid)
  * An overlay: the host's copy as the lower layer, writes into a tmpfs upper layer that is
  * thrown away with the jail. Unprivileged overlayfs (Linux 5.11+) needs "userxattr".
  */
-static void overlay_path(const char *path, bool optional)
+static void overlay_path(const char *srcpath, const char *path, bool optional)
 {
-	char lower[PATH_MAX + 16], base[48], up[64], work[64], opts[PATH_MAX + 256], dp[64];
+	char lower[64], base[48], up[64], work[64], opts[512], dp[64];
 	struct stat st;
-	int fd, rc;
+	int lfd, fd, rc;
 
-	snprintf(lower, sizeof(lower), OLDROOT "%s", path);
-	if (stat(lower, &st) || !S_ISDIR(st.st_mode)) {
+	lfd = open_source(srcpath, true);
+	if (lfd < 0 || fstat(lfd, &st) || !S_ISDIR(st.st_mode)) {
+		if (lfd >= 0)
+			close(lfd);
 		if (optional)
 			return;
 		die("cannot overlay %s: not an existing directory", path);
 	}
-	if (strpbrk(path, ",:\\"))
-		die("cannot overlay %s: ',', ':' and '\\' are not allowed in overlay paths", path);
+	/* The lower layer by descriptor: exactly the directory the monitor resolved. */
+	fd_path(lower, sizeof(lower), lfd);
 	snprintf(base, sizeof(base), "/overlay/%d", overlay_seq);
 	snprintf(up, sizeof(up), "/overlay/%d/upper", overlay_seq);
 	snprintf(work, sizeof(work), "/overlay/%d/work", overlay_seq++);
@@ -380,6 +415,7 @@ static void overlay_path(const char *path, bool optional)
 	if (rc)
 		die_errno("cannot mount overlay on %s", path);
 	close(fd);
+	close(lfd);
 }
 
 static int write_in_root(const char *path, const char *data, size_t len, mode_t mode)
@@ -632,10 +668,10 @@ static void plan_build(const struct jail *j)
 	size_t i;
 
 	if (home && home[0] == '/' && strcmp(home, "/"))
-		plan_add(home, OP_TMPFS, false, 0700);
-	plan_add("/tmp", OP_TMPFS, false, 01777);
+		plan_add(home, NULL, OP_TMPFS, false, 0700);
+	plan_add("/tmp", NULL, OP_TMPFS, false, 01777);
 	if (j->exe_dir)
-		plan_add(j->exe_dir, OP_BIND_RO, true, 0);
+		plan_add(j->exe_dir, j->exe_dir, OP_BIND_RO, true, 0);
 	for (i = 0; i < p->mounts.n; i++) {
 		const struct mount_rule *m = &p->mounts.v[i];
 		static const enum op_kind kinds[] = {
@@ -645,7 +681,12 @@ static void plan_build(const struct jail *j)
 			[MOUNT_OVERLAY] = OP_OVERLAY,
 		};
 
-		plan_add(m->path, kinds[m->mode], m->optional, 0);
+		if (m->mode != MOUNT_HIDE && !m->source) {
+			if (m->optional)
+				continue;
+			die("%s (%s): no such file or directory", m->path, m->origin);
+		}
+		plan_add(m->path, m->source, kinds[m->mode], m->optional, 0);
 	}
 	qsort(plan.v, plan.n, sizeof(*plan.v), op_cmp);
 }
@@ -662,14 +703,14 @@ static void plan_run(const struct jail *j)
 			mount_tmpfs_at(o->path, o->mode, j->uid, j->gid, false);
 			break;
 		case OP_BIND_RW:
-			bind_path(o->path, false, o->optional);
+			bind_from(o->src, o->path, false, o->optional, true);
 			break;
 		case OP_BIND_RO:
 		case OP_PROTECT:
-			bind_path(o->path, true, o->optional);
+			bind_from(o->src, o->path, true, o->optional, true);
 			break;
 		case OP_OVERLAY:
-			overlay_path(o->path, o->optional);
+			overlay_path(o->src, o->path, o->optional);
 			break;
 		case OP_HIDE:
 			hide_path(o->path, j->uid, j->gid);

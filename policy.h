@@ -26,6 +26,8 @@ enum mount_mode {
 
 struct mount_rule {
 	char *path; /* absolute, ~ expanded; mounted at the same path inside */
+	char *source; /* the host path with links resolved, set by the monitor before the jail
+		       * is built (NULL: it does not exist); init refuses any link in it */
 	enum mount_mode mode;
 	bool optional; /* skip silently when it does not exist */
 	char origin[ORIGIN_MAX];

@@ -1,0 +1,479 @@
+/*
+ * guard.c - files in the workspace that run later, *outside* the jail.
+ *
+ * Jailed code may write the workspace, but not plant code that the user's own tools run
+ * unjailed afterwards: git hooks and config, hook-framework configs, editor tasks. Before
+ * the run, what exists is bound read-only over itself (guard_protect). What a bind cannot
+ * cover (a file that does not exist yet, a git indirection such as .git/commondir, a
+ * nested repository) is checked after the run, when the jail is dead and nothing races
+ * us (guard_check): git indirections that appeared are quarantined, the rest is named.
+ */
+#include "guard.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Walk bound for the nested-repository check after the run. */
+#define GUARD_WALK_MAX_ENTRIES 200000
+#define GUARD_WALK_MAX_DEPTH   12
+
+/* Bound read-only when they exist: each is read by a tool that runs code. */
+static const char *const protected_files[] = {
+	".gitmodules",		 /* submodule URLs, fetched by `git submodule update` */
+	".pre-commit-config.yaml", /* run by the pre-commit hook */
+	"lefthook.yml", ".lefthook.yml", "lefthook-local.yml", /* lefthook */
+	".husky",		 /* husky's hook scripts (hooksPath .husky/_ calls them) */
+	".vscode", ".idea",	 /* editor tasks and settings */
+	".devcontainer",	 /* initializeCommand runs on the host */
+	NULL,
+};
+
+/* Checked after the run: created during it, they are named in a warning. */
+static const char *const later_files[] = {
+	".gitmodules", ".pre-commit-config.yaml", "lefthook.yml", ".lefthook.yml",
+	"lefthook-local.yml", ".husky", ".vscode", ".idea", ".devcontainer", NULL,
+};
+
+/* In the git dir: indirections git follows to config and hooks elsewhere. */
+static const char *const git_indirections[] = { "commondir", "config.worktree", NULL };
+/* In the git dir: operations whose todo lists can hold `exec` lines. */
+static const char *const git_todos[] = { "rebase-merge", "rebase-apply", "sequencer", NULL };
+
+static struct {
+	struct timespec start;
+	char *ws;
+	char *gitdir;	      /* the workspace's own git dir, or NULL */
+	char *planted;	      /* the empty .gitmodules we created, or NULL */
+	unsigned warnings;
+} g;
+
+static bool under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+static void add_ro(struct policy *p, const char *path)
+{
+	const char *err;
+
+	if (policy_add_mount(p, path, MOUNT_RO, true, "protected", &err))
+		die("cannot protect %s: %s", path, err);
+}
+
+/*
+ * Protect ws-relative rel: bound read-only if it exists; a missing directory is created
+ * first when mkdir_ok (an empty .git/hooks is an ordinary git state). A symlink is
+ * protected at its target when that is inside the workspace; elsewhere the jail does not
+ * see it anyway.
+ */
+static void protect(struct policy *p, const char *base, const char *rel, bool mkdir_ok)
+{
+	char *path = xasprintf("%s/%s", base, rel);
+	struct stat st;
+
+	if (lstat(path, &st) && errno == ENOENT && mkdir_ok && mkdir(path, 0755) == 0)
+		(void)lstat(path, &st);
+	if (!lstat(path, &st)) {
+		if (!S_ISLNK(st.st_mode)) {
+			add_ro(p, path);
+		} else {
+			char *real = realpath(path, NULL);
+
+			if (real && under(real, g.ws) && strcmp(real, g.ws))
+				add_ro(p, real);
+			free(real);
+		}
+	}
+	free(path);
+}
+
+/* core.hooksPath in a git config, when it names a path inside the workspace. */
+static void protect_hooks_path(struct policy *p, const char *gitdir)
+{
+	char *cfg = xasprintf("%s/config", gitdir), line[1024];
+	FILE *f = fopen(cfg, "re");
+	bool core = false;
+
+	free(cfg);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *s = line + strspn(line, " \t"), *v, *rel;
+		size_t n;
+
+		if (*s == '[') {
+			core = !strncasecmp(s, "[core]", 6);
+			continue;
+		}
+		if (!core || strncasecmp(s, "hookspath", 9) || !(v = strchr(s, '=')))
+			continue;
+		v += 1 + strspn(v + 1, " \t\"");
+		v[strcspn(v, "\"\r\n")] = '\0';
+		for (n = strlen(v); n && strchr(" \t/", v[n - 1]); n--)
+			v[n - 1] = '\0';
+		if (!*v || *v == '~')
+			continue;
+		if (*v == '/') {
+			if (!under(v, g.ws) || !strcmp(v, g.ws))
+				continue;
+			rel = v + strlen(g.ws) + 1;
+		} else {
+			rel = v;
+		}
+		protect(p, g.ws, rel, false);
+		/* husky v9: hooksPath .husky/_ holds stubs that run .husky/<hook> */
+		n = strlen(rel);
+		if (n > 2 && !strcmp(rel + n - 2, "/_")) {
+			rel[n - 2] = '\0';
+			protect(p, g.ws, rel, false);
+		}
+	}
+	fclose(f);
+}
+
+/* An empty .gitmodules for the run, so that it can be bound (a mount needs a target). */
+static void plant_gitmodules(void)
+{
+	char *path = xasprintf("%s/.gitmodules", g.ws);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		free(path);
+		return;
+	}
+	close(fd);
+	g.planted = path;
+}
+
+static bool has_entry(const char *dir, const char *name)
+{
+	char *p = xasprintf("%s/%s", dir, name);
+	struct stat st;
+	bool ok = !lstat(p, &st);
+
+	free(p);
+	return ok;
+}
+
+/* core.worktree of a git dir, resolved (relative to the git dir), or NULL. */
+static char *config_worktree(const char *gitdir)
+{
+	char *cfg = xasprintf("%s/config", gitdir), line[PATH_MAX + 32], *res = NULL;
+	FILE *f = fopen(cfg, "re");
+	bool core = false;
+
+	free(cfg);
+	while (f && !res && fgets(line, sizeof(line), f)) {
+		char *s = line + strspn(line, " \t"), *v;
+
+		if (*s == '[') {
+			core = !strncasecmp(s, "[core]", 6);
+			continue;
+		}
+		if (!core || strncasecmp(s, "worktree", 8) || !(v = strchr(s, '=')))
+			continue;
+		v += 1 + strspn(v + 1, " \t\"");
+		v[strcspn(v, "\"\r\n")] = '\0';
+		if (*v == '/') {
+			res = realpath(v, NULL);
+		} else {
+			char *joined = xasprintf("%s/%s", gitdir, v);
+
+			res = realpath(joined, NULL);
+			free(joined);
+		}
+	}
+	if (f)
+		fclose(f);
+	return res;
+}
+
+/* A git dir: HEAD, objects, refs, hooks; and neither / nor holding $HOME. */
+static bool plausible_gitdir(const char *dir)
+{
+	const char *home = getenv("HOME");
+	char *rhome = home ? realpath(home, NULL) : NULL;
+	bool ok = dir[0] && strcmp(dir, "/") && !(rhome && under(rhome, dir)) &&
+		  has_entry(dir, "HEAD") && has_entry(dir, "objects") && has_entry(dir, "refs") &&
+		  has_entry(dir, "hooks");
+
+	free(rhome);
+	return ok;
+}
+
+/* Bind a git dir outside the workspace read-write, its code-bearing parts read-only. */
+static void bind_gitdir(struct policy *p, const char *dir, const char *origin)
+{
+	const char *err;
+
+	if (policy_add_mount(p, dir, MOUNT_RW, false, origin, &err))
+		die("cannot bind %s: %s", dir, err);
+	protect(p, dir, "hooks", false);
+	protect(p, dir, "config", false);
+	protect(p, dir, "info", false);
+	protect(p, dir, "modules", false);
+	protect_hooks_path(p, dir);
+}
+
+/*
+ * A submodule checkout: .git is a file "gitdir: <super>/.git/modules/<name>", and that git
+ * dir's core.worktree names this workspace.
+ */
+static bool protect_submodule(struct policy *p, const char *dotgit, const char *target)
+{
+	char *wt;
+	bool ok;
+
+	if (!strstr(target, "/.git/modules/") || !plausible_gitdir(target))
+		return false;
+	wt = config_worktree(target);
+	ok = wt && !strcmp(wt, g.ws);
+	free(wt);
+	if (!ok)
+		return false;
+	bind_gitdir(p, target, "submodule");
+	add_ro(p, dotgit);
+	return true;
+}
+
+/*
+ * A linked worktree: .git is a file "gitdir: <common>/worktrees/<name>". Accept it only
+ * if it is one: the target's own gitdir file points back at this workspace's .git, and
+ * <common> is a git dir (HEAD, objects, refs) that is neither / nor holds $HOME. Then the
+ * common dir is bound read-write (git works) with its hooks and config read-only.
+ */
+static void protect_worktree(struct policy *p, const char *dotgit)
+{
+	char line[PATH_MAX + 16], *target = NULL, *back = NULL, *common = NULL, *bp, *slash;
+	FILE *f = fopen(dotgit, "re");
+	bool ok = false;
+
+	if (f && fgets(line, sizeof(line), f) && !strncmp(line, "gitdir: ", 8)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		target = realpath(line + 8, NULL);
+	}
+	if (f)
+		fclose(f);
+	if (target && protect_submodule(p, dotgit, target)) {
+		free(target);
+		return;
+	}
+	if (target && (slash = strrchr(target, '/')) && slash - target > 10 &&
+	    !strncmp(slash - 10, "/worktrees", 10)) {
+		common = xstrndup(target, (size_t)(slash - 10 - target));
+		bp = xasprintf("%s/gitdir", target);
+		f = fopen(bp, "re");
+		free(bp);
+		if (f && fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\r\n")] = '\0';
+			back = realpath(line, NULL);
+		}
+		if (f)
+			fclose(f);
+		ok = back && !strcmp(back, dotgit) && plausible_gitdir(common);
+	}
+	if (!ok)
+		die("%s is neither a linked worktree's nor a submodule's .git file that agentjail "
+		    "can verify (the git dir it names must point back at this workspace); refusing "
+		    "to bind what it names",
+		    dotgit);
+	bind_gitdir(p, common, "worktree");
+	add_ro(p, dotgit); /* rewritten, it would point git elsewhere */
+	free(target);
+	free(back);
+	free(common);
+}
+
+void guard_protect(struct policy *p, const char *ws)
+{
+	char *dotgit = xasprintf("%s/.git", ws);
+	const char *err;
+	struct stat st;
+	size_t i;
+
+	g.ws = xstrdup(ws);
+	clock_gettime(CLOCK_REALTIME, &g.start);
+	if (!lstat(dotgit, &st) && S_ISDIR(st.st_mode)) {
+		g.gitdir = xstrdup(dotgit);
+		/* .git becomes a mount point, so it cannot be renamed away and replaced by a
+		 * directory with hooks of the code's choosing (EBUSY). */
+		if (policy_add_mount(p, dotgit, MOUNT_RW, false, "protected", &err))
+			die("cannot protect %s: %s", dotgit, err);
+		protect(p, ws, ".git/hooks", true);
+		protect(p, ws, ".git/info", true);
+		protect(p, ws, ".git/modules", true); /* submodules' own hooks and config */
+		protect(p, ws, ".git/config", false);
+		protect_hooks_path(p, dotgit);
+		plant_gitmodules();
+	} else if (!lstat(dotgit, &st) && S_ISREG(st.st_mode)) {
+		protect_worktree(p, dotgit);
+		plant_gitmodules();
+	}
+	for (i = 0; protected_files[i]; i++)
+		protect(p, ws, protected_files[i], false);
+	free(dotgit);
+}
+
+static bool changed_since_start(const struct stat *st)
+{
+	return st->st_ctim.tv_sec > g.start.tv_sec ||
+	       (st->st_ctim.tv_sec == g.start.tv_sec && st->st_ctim.tv_nsec >= g.start.tv_nsec);
+}
+
+static void __attribute__((format(printf, 1, 2))) warn(const char *fmt, ...)
+{
+	char buf[PATH_MAX + 512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	msg("%s", buf);
+	g.warnings++;
+}
+
+/* A git indirection that appeared during the run is moved aside: git must not follow it. */
+static void quarantine_indirections(void)
+{
+	char *path, *aside;
+	struct stat st;
+	size_t i;
+
+	for (i = 0; git_indirections[i]; i++) {
+		path = xasprintf("%s/%s", g.gitdir, git_indirections[i]);
+		if (!lstat(path, &st) && changed_since_start(&st)) {
+			aside = xasprintf("%s.agentjail-quarantine", path);
+			if (rename(path, aside) == 0)
+				warn("warning: the jailed command wrote %s, which would make git "
+				     "take its config and hooks from elsewhere; moved aside to "
+				     "*.agentjail-quarantine",
+				     path);
+			else
+				warn("warning: the jailed command wrote %s, which makes git take its "
+				     "config and hooks from elsewhere; remove it before running git",
+				     path);
+			free(aside);
+		}
+		free(path);
+	}
+	for (i = 0; git_todos[i]; i++) {
+		path = xasprintf("%s/%s", g.gitdir, git_todos[i]);
+		if (!lstat(path, &st) && changed_since_start(&st))
+			warn("warning: the jailed command left %s: its todo list can run commands "
+			     "(exec lines) when you continue; read it first",
+			     path);
+		free(path);
+	}
+}
+
+/* A nested repository created or changed in the run: git status can run its config. */
+static void check_nested_repo(const char *path)
+{
+	static const char *const parts[] = { "", "/config", "/hooks", "/commondir" };
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		char *p = xasprintf("%s%s", path, parts[i]);
+		int rc = lstat(p, &st);
+
+		free(p);
+		if (!rc && changed_since_start(&st)) {
+			warn("warning: the jailed command created or changed the nested repository "
+			     "%s; git in the outer repository can run its config (e.g. "
+			     "core.fsmonitor): inspect it before running git here",
+			     path);
+			return;
+		}
+	}
+}
+
+struct walk {
+	size_t entries;
+	bool truncated;
+};
+
+static void walk(struct walk *w, int dfd, const char *path, int depth)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *e;
+
+	if (!d) {
+		close(dfd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		char *child;
+		int fd;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (++w->entries > GUARD_WALK_MAX_ENTRIES) {
+			w->truncated = true;
+			break;
+		}
+		child = xasprintf("%s/%s", path, e->d_name);
+		if (!strcmp(e->d_name, ".git")) {
+			if (depth > 0)
+				check_nested_repo(child);
+		} else if (e->d_type == DT_DIR && depth < GUARD_WALK_MAX_DEPTH) {
+			fd = openat(dirfd(d), e->d_name,
+				    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0)
+				walk(w, fd, child, depth + 1);
+		}
+		free(child);
+	}
+	closedir(d);
+}
+
+void guard_check(void)
+{
+	struct walk w = { 0 };
+	struct stat st;
+	size_t i;
+	int fd;
+
+	if (!g.ws)
+		return;
+	if (g.planted && !lstat(g.planted, &st) && S_ISREG(st.st_mode) && st.st_size == 0)
+		unlink(g.planted);
+	if (g.gitdir)
+		quarantine_indirections();
+	for (i = 0; later_files[i]; i++) {
+		char *p = xasprintf("%s/%s", g.ws, later_files[i]);
+
+		if ((!g.planted || strcmp(p, g.planted)) && !lstat(p, &st) &&
+		    changed_since_start(&st))
+			warn("warning: the jailed command created %s, which tools may run later "
+			     "outside the jail; review it",
+			     p);
+		free(p);
+	}
+	fd = open(g.ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		walk(&w, fd, g.ws, 0);
+	if (w.truncated)
+		msg("note: the workspace has over %d entries; nested repositories beyond them "
+		    "were not checked",
+		    GUARD_WALK_MAX_ENTRIES);
+}
+
+void guard_abort(void)
+{
+	struct stat st;
+
+	if (g.planted && !lstat(g.planted, &st) && S_ISREG(st.st_mode) && st.st_size == 0)
+		unlink(g.planted);
+}
