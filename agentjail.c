@@ -562,6 +562,41 @@ static void resolve_sources(struct policy *p)
 	}
 }
 
+/*
+ * The audit log must be out of the jail's reach: a log the jail can write can be forged,
+ * or replaced by a link that aims the next run's appends at a file of the user's.
+ */
+static void check_log_path(const struct policy *p)
+{
+	char *dir, *slash, *real;
+	size_t i;
+
+	if (!p->log_path)
+		return;
+	dir = xstrdup(p->log_path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		real = realpath(".", NULL);
+	else if (slash == dir)
+		real = realpath("/", NULL);
+	else {
+		*slash = '\0';
+		real = realpath(dir, NULL);
+	}
+	free(dir);
+	if (!real)
+		die("--log %s: %s", p->log_path, strerror(errno));
+	for (i = 0; i < p->mounts.n; i++) {
+		const struct mount_rule *m = &p->mounts.v[i];
+
+		if ((m->mode == MOUNT_RW) && m->source && under(real, m->source))
+			die("--log %s: inside %s, which the jail can write (%s); put the log "
+			    "outside the workspace",
+			    p->log_path, m->source, m->origin);
+	}
+	free(real);
+}
+
 static char *const *copy_argv(char *const *argv)
 {
 	size_t n = 0, i;
@@ -594,6 +629,7 @@ static int run(struct policy *p)
 	if (policy_add_mount(p, p->workspace, MOUNT_RW, false, "workspace", &(const char *){ 0 }))
 		die("cannot bind the workspace %s", p->workspace);
 	resolve_sources(p);
+	check_log_path(p);
 	j.exe_dir = command_dir(p->argv[0], p->workspace);
 	j.wipe_argv = orig_argv;
 	p->argv = copy_argv(p->argv);

@@ -2,6 +2,8 @@
 #include "audit.h"
 
 #include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,9 +26,20 @@ int audit_open(const char *path)
 {
 	if (!path)
 		return 0;
-	log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+	struct stat st;
+
+	/* Not through a link (a planted one would aim our appends at ~/.bashrc), and only a
+	 * regular file of ours. */
+	log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
+		      0600);
 	if (log_fd < 0) {
 		msg("cannot open the audit log %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(log_fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+		msg("the audit log %s is not a regular file owned by you; refusing it", path);
+		close(log_fd);
+		log_fd = -1;
 		return -1;
 	}
 	return 0;

@@ -8,8 +8,8 @@
  * set outright, hop-by-hop fields dropped) and sent over one verified TLS connection to
  * exactly the address the proxy checked; bodies are streamed both ways with their framing
  * re-created, never buffered whole. Responses have the real values redacted back to the
- * placeholders (same length: lengths and chunk sizes stay valid) in the head and, unless
- * Content-Encoding says the body is compressed, in the body.
+ * placeholders (same length: lengths and chunk sizes stay valid) in the head and the body;
+ * requests ask for an uncompressed body and a compressed one is refused (502).
  */
 #include "intercept.h"
 
@@ -409,8 +409,16 @@ static void build_head(struct session *ss, const struct http_request *rq, struct
 
 	for (size_t i = 0; i < rq->nheaders; i++) {
 		const struct http_header *h = &rq->headers[i];
+		/*
+		 * Accept-Encoding: the body must come back uncompressed, or the real value it
+		 * echoes could not be redacted (the jail would ask for gzip and decompress
+		 * it). Range/If-Range: a reflected value fetched piecewise would never match
+		 * whole for redaction.
+		 */
 		bool drop = http_is_hop_header(h->name) || in_connection(rq, h->name) ||
-			    http_span_eq(h->name, "expect");
+			    http_span_eq(h->name, "expect") ||
+			    http_span_eq(h->name, "accept-encoding") ||
+			    http_span_eq(h->name, "range") || http_span_eq(h->name, "if-range");
 
 		for (size_t k = 0; k < p->secrets.n && !drop; k++)
 			if (declared & (1ULL << k))
@@ -440,6 +448,7 @@ static void build_head(struct session *ss, const struct http_request *rq, struct
 		add_declared(out, p->secrets.v[k].header, v, vl);
 		*used |= 1ULL << k;
 	}
+	sbuf_adds(out, "Accept-Encoding: identity\r\n");
 	if (kind == HTTP_BODY_CHUNKED)
 		sbuf_adds(out, "Transfer-Encoding: chunked\r\n");
 	if (close_after)
@@ -672,6 +681,15 @@ static int relay_response(struct session *ss, const struct http_request *rq, boo
 			 ss->t->host);
 		goto out;
 	}
+	if (kind != HTTP_BODY_NONE && compressed(rs)) {
+		/* We asked for identity; a compressed body cannot be redacted, so it does
+		 * not reach the jail at all. */
+		snprintf(why, whysz,
+			 "upstream %s sent a compressed body although agentjail asked for "
+			 "Accept-Encoding: identity; it cannot be checked for secret values",
+			 ss->t->host);
+		goto out;
+	}
 	*keep = *keep && http_response_keepalive(rs) && kind != HTTP_BODY_CLOSE;
 	head.n = 0;
 	build_response_head(rs, kind, !*keep, &head);
@@ -681,9 +699,7 @@ static int relay_response(struct session *ss, const struct http_request *rq, boo
 		goto out;
 	}
 	secrets_redact_init(&red);
-	ret = kind == HTTP_BODY_NONE
-		  ? 0
-		  : relay_body(ss, &ss->u, &ss->c, kind, len, compressed(rs) ? NULL : &red, NULL);
+	ret = kind == HTTP_BODY_NONE ? 0 : relay_body(ss, &ss->u, &ss->c, kind, len, &red, NULL);
 	secrets_redact_free(&red);
 	if (ret < 0) {
 		snprintf(why, whysz, "relaying the response body of %s failed", ss->t->host);

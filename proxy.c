@@ -48,6 +48,7 @@
 #include "intercept.h"
 #include "net.h"
 #include "secrets.h"
+#include "secrets_codec.h"
 #include "tls.h"
 #include "util.h"
 
@@ -954,7 +955,9 @@ static bool body_scan(struct body_scan *b, const char *piece, size_t n)
 	memcpy(b->buf + b->tail, piece, n);
 	if (!exfil_check(b->t, b->buf, b->tail + n))
 		return false;
-	keep = b->tail + n < SCAN_TAIL ? b->tail + n : SCAN_TAIL;
+	/* the longest encoded placeholder decides how much must overlap */
+	keep = secrets_scan_window() > SCAN_TAIL ? secrets_scan_window() : SCAN_TAIL;
+	keep = b->tail + n < keep ? b->tail + n : keep;
 	memmove(b->buf, b->buf + b->tail + n - keep, keep);
 	b->tail = keep;
 	return true;
