@@ -45,11 +45,15 @@ need() {
 
 # A scratch directory, removed on exit with every server started through bg().
 BENCH_PIDS=()
+# The binary under test is copied there first: a rebuild of ./agentjail during the run (the
+# tree is shared) must not change, or break, what is measured.
 bench_tmp() {
 	T="$(mktemp -d /tmp/ajbench.XXXXXX)"
 	T="$(cd "$T" && pwd -P)"
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
+	cp "$AJ" "$T/agentjail" || { echo "bench: cannot copy $AJ (run make first)" >&2; exit 1; }
+	AJ="$T/agentjail"
 }
 
 bench_cleanup() {

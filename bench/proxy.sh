@@ -20,7 +20,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bench_as_user "$@"
-need nginx squid tinyproxy curl openssl "$AJ"
+need nginx squid tinyproxy curl openssl
 [ -x "$TLSCLIENT" ] || { echo "bench: $TLSCLIENT missing (make bench builds it)" >&2; exit 1; }
 
 REPS="${REPS:-3}"

@@ -17,7 +17,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bench_as_user "$@"
-need hyperfine bwrap "$AJ"
+need hyperfine bwrap
 
 RUNS="${RUNS:-300}"
 ROUNDS="${ROUNDS:-3}"
