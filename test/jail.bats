@@ -127,6 +127,8 @@ assert_no_process() {
 	assert_line --index 0 "$WS"
 	[ "$(cat "$WS/made-inside")" = hello ]
 	[ -f "$WS/sub/dir/f" ]
+	# the caller's uid is mapped to itself: what the command makes belongs to the caller
+	[ "$(stat -c %u:%g "$WS/made-inside")" = "$(id -u):$(id -g)" ]
 }
 
 @test "workspace: -C DIR selects it" {
@@ -222,6 +224,29 @@ assert_no_process() {
 	assert_line --index 1 0
 }
 
+@test "filesystem: symlinks planted in the workspace make agentjail create nothing outside it" {
+	skip_unless_cmd git
+	git init -q .
+	local m="ajln$RANDOM$RANDOM"
+	CLEANUP_FILES="$HOME/$m-gitmodules $HOME/$m-config $BATS_TEST_TMPDIR/$m-gitmodules"
+	# Dangling links where the jail protects files that may not exist yet: if agentjail
+	# followed them while preparing its read-only mounts, it would create the targets (outside
+	# the workspace, on the host, with the caller's rights).
+	ln -s "$HOME/$m-gitmodules" .gitmodules
+	rm -rf .git/hooks
+	ln -s "$HOME/$m-hooks" .git/hooks
+	mkdir -p sub
+	ln -s "$BATS_TEST_TMPDIR/$m-gitmodules" sub/.gitmodules
+	jail -- sh -c 'echo end'
+	assert_success
+	assert_line end
+	[ ! -e "$HOME/$m-gitmodules" ] || fail "agentjail created $HOME/$m-gitmodules through a planted symlink"
+	[ ! -e "$HOME/$m-hooks" ] || fail "agentjail created $HOME/$m-hooks through a planted symlink"
+	[ ! -e "$BATS_TEST_TMPDIR/$m-gitmodules" ] || fail "created through sub/.gitmodules"
+	[ -L .gitmodules ] && [ -L .git/hooks ] || fail "agentjail replaced the planted links"
+	rm -rf "$HOME/$m-hooks"
+}
+
 @test "filesystem: system directories are read-only" {
 	local m="ajro$RANDOM$RANDOM" d
 	for d in /usr /usr/bin /bin /lib /etc; do
@@ -236,7 +261,7 @@ assert_no_process() {
 }
 
 @test "filesystem: /dev is minimal (no disks, no kmsg, no mem)" {
-	jail -- sh -c 'ls -A /dev; echo ---; find /dev -type b 2>/dev/null; for f in /dev/kmsg /dev/mem /dev/port /dev/sda /dev/vda /dev/nvme0 /dev/kvm /dev/fuse; do test -e $f && echo "PRESENT $f"; done; for f in null zero full random urandom tty; do test -c /dev/$f || echo "MISSING $f"; done; echo end'
+	jail -- sh -c 'ls -A /dev; echo ---; find /dev -type b 2>/dev/null; for f in /dev/kmsg /dev/mem /dev/port /dev/sda /dev/vda /dev/nvme0 /dev/kvm /dev/fuse; do test -e $f && echo "PRESENT $f"; done; for f in null zero full random urandom tty; do test -c /dev/$f || echo "MISSING $f"; done; for f in /dev/pts/*; do case "$f" in /dev/pts/ptmx) ;; *) echo "PRESENT host pty $f";; esac; done; echo end'
 	assert_success
 	refute_output --partial PRESENT
 	refute_output --partial MISSING
