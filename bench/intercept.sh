@@ -144,6 +144,14 @@ for w in "${WAYS[@]}"; do
 done
 A_NEW="$(median "$T/res/new.agentjail")"
 
+section "proxy CPU time per operation (user + system, /proc/PID/stat), beside nginx's"
+CPU_NEW="$(proxy_cpu intercept-new './tlsclient -x env -h bench.test -P "$0" -u /1k -H "Authorization: Bearer $BENCH_TOKEN" -m new -n '"$NEW_N" "${AJI[@]}")"
+CPU_RATE="$(proxy_cpu intercept-rate './tlsclient -x env -h bench.test -P "$0" -u /1k -H "Authorization: Bearer $BENCH_TOKEN" -m rate -k 50 -t '"$RATE_SECONDS" "${AJI[@]}")"
+printf '  new intercepted connection + 1 request: proxy %.3f ms, nginx %.3f ms (ops %s)\n' \
+	"$(kv "$CPU_NEW" proxy_ms_per_op)" "$(kv "$CPU_NEW" nginx_ms_per_op)" "$(kv "$CPU_NEW" ops)"
+printf '  kept-alive request at c=50:             proxy %.4f ms, nginx %.4f ms (ops %s)\n' \
+	"$(kv "$CPU_RATE" proxy_ms_per_op)" "$(kv "$CPU_RATE" nginx_ms_per_op)" "$(kv "$CPU_RATE" ops)"
+
 section "targets (issue 5)"
 printf '  intercepted throughput %.2f x direct (>= 0.40): %s; %.2f x mitmproxy (>= 1.3): %s\n' \
 	"$(ratio "$A_DL" "$D_DL")" "$(verdict "$A_DL >= 0.4 * $D_DL")" \

@@ -243,3 +243,36 @@ machine_line() {
 	printf '%s; %s cores; kernel %s; load average %s; user %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
 		"$(nproc)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(id -un)"
 }
+
+# proxy_cpu KEY CLIENT AGENTJAIL-ARGV...: run the shell command CLIENT inside the jail started by
+# AGENTJAIL-ARGV (in the workspace, $0 = $NP), and print "KEY ops=N proxy_ms_per_op=X
+# nginx_ms_per_op=Y": the CPU time (user + system, from /proc/PID/stat) the proxy process and
+# the nginx worker spent per operation while CLIENT ran.  N is the n= or requests= figure
+# CLIENT (bench/tlsclient) printed.  CPU time is what a loaded machine distorts least.
+proxy_cpu() {
+	local key="$1" client="$2" s mon px nw a b na nb ops out n=0
+	shift 2
+	s="$(mktemp -d "$PWD/cpu.XXXXXX")"
+	"$@" -- sh -c 'S="$1"; n=0
+		while [ ! -e "$S/go" ] && [ "$n" -lt 1500 ]; do sleep 0.02; n=$((n + 1)); done
+		eval "$2" >"$S/out" 2>&1; touch "$S/done"; n=0
+		while [ ! -e "$S/fin" ] && [ "$n" -lt 1500 ]; do sleep 0.02; n=$((n + 1)); done' \
+		"$NP" "$s" "$client" &
+	mon=$!
+	px="$(proxy_pid "$mon")" || { echo "bench: no proxy process" >&2; return 1; }
+	nw="$(pgrep -P "$NGINX_PID" | head -n 1)"
+	a="$(awk '{ print $14 + $15 }' "/proc/$px/stat")"
+	na="$(awk '{ print $14 + $15 }' "/proc/$nw/stat")"
+	touch "$s/go"
+	while [ ! -e "$s/done" ] && [ "$n" -lt 6000 ]; do sleep 0.02; n=$((n + 1)); done
+	b="$(awk '{ print $14 + $15 }' "/proc/$px/stat")"
+	nb="$(awk '{ print $14 + $15 }' "/proc/$nw/stat")"
+	touch "$s/fin"
+	wait "$mon" || true
+	out="$(cat "$s/out")"
+	ops="$(kv "$out" requests)"
+	[ -n "$ops" ] || ops="$(kv "$out" n)"
+	[ -n "$ops" ] && [ "$ops" -gt 0 ] || { echo "bench: $key: $out" >&2; return 1; }
+	awk -v k="$key" -v o="$ops" -v p=$((b - a)) -v q=$((nb - na)) -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { printf "%s ops=%d proxy_ms_per_op=%.4f nginx_ms_per_op=%.4f\n", k, o, p * 1000 / hz / o, q * 1000 / hz / o }'
+}

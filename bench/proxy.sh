@@ -125,6 +125,14 @@ for p in "${PROXIES[@]}"; do
 done
 A_NEW_ADD="$(awk -v a="$(median "$T/res/new.agentjail")" -v b="$D_NEW" 'BEGIN{print a-b}')"
 
+section "proxy CPU time per operation (user + system, /proc/PID/stat), beside nginx's"
+CPU_NEW="$(proxy_cpu tunnel-new './tlsclient -C ca.crt -x env -h bench.test -P "$0" -u /1k -m new -n '"$((NEW_N * 2))" "${AJP[@]}")"
+CPU_KEEP="$(proxy_cpu tunnel-keep './tlsclient -C ca.crt -x env -h bench.test -P "$0" -u /1k -m keep -n '"$((KEEP_N * 4))" "${AJP[@]}")"
+printf '  new tunnel + 1 request:  proxy %.3f ms, nginx %.3f ms (ops %s)\n' "$(kv "$CPU_NEW" proxy_ms_per_op)" \
+	"$(kv "$CPU_NEW" nginx_ms_per_op)" "$(kv "$CPU_NEW" ops)"
+printf '  kept-alive request:      proxy %.4f ms, nginx %.4f ms (ops %s)\n' "$(kv "$CPU_KEEP" proxy_ms_per_op)" \
+	"$(kv "$CPU_KEEP" nginx_ms_per_op)" "$(kv "$CPU_KEEP" ops)"
+
 section "$TUNNELS simultaneous tunnels through agentjail's proxy (bench/tunnels.py in the jail)"
 SYNC="$WS/sync"
 mkdir -p "$SYNC"
