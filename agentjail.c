@@ -597,6 +597,39 @@ static void check_log_path(const struct policy *p)
 	free(real);
 }
 
+/*
+ * Wait for init. The proxy is our child too: if it dies first, the jail has no network
+ * from then on (its listener has no reader); say so, once, and keep waiting.
+ */
+static void wait_jail(pid_t init, struct proxy *px, int *status)
+{
+	int st;
+	pid_t w;
+
+	for (;;) {
+		w = waitpid(-1, &st, 0);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			die_errno("waitpid");
+		}
+		if (w == init) {
+			*status = st;
+			return;
+		}
+		if (px->pid > 0 && w == px->pid) {
+			if (WIFSIGNALED(st))
+				msg("the proxy died (signal %d); the jail had no network from then on",
+				    WTERMSIG(st));
+			else
+				msg("the proxy exited (status %d); the jail had no network from then "
+				    "on",
+				    WEXITSTATUS(st));
+			px->pid = -1;
+		}
+	}
+}
+
 static char *const *copy_argv(char *const *argv)
 {
 	size_t n = 0, i;
@@ -678,15 +711,15 @@ static int run(struct policy *p)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(ready[1]);
 	close(alive[0]);
-	if (px.ctl >= 0)
-		close(px.ctl);
+	if (px.ctl >= 0) {
+		close(px.ctl); /* init holds its copy; the proxy must see it close with init */
+		px.ctl = -1;
+	}
 
 	do
 		n = read(ready[0], &byte, 1);
 	while (n < 0 && errno == EINTR);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			die_errno("waitpid");
+	wait_jail(pid, &px, &status);
 	code = status_code(status);
 	if (n != 1) {
 		/* init failed before the command ran; it said why on stderr. */

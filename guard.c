@@ -52,7 +52,6 @@ static struct {
 	struct timespec start;
 	char *ws;
 	char *gitdir;	      /* the workspace's own git dir, or NULL */
-	char *planted;	      /* the empty .gitmodules we created, or NULL */
 	unsigned warnings;
 } g;
 
@@ -140,20 +139,6 @@ static void protect_hooks_path(struct policy *p, const char *gitdir)
 		}
 	}
 	fclose(f);
-}
-
-/* An empty .gitmodules for the run, so that it can be bound (a mount needs a target). */
-static void plant_gitmodules(void)
-{
-	char *path = xasprintf("%s/.gitmodules", g.ws);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-
-	if (fd < 0) {
-		free(path);
-		return;
-	}
-	close(fd);
-	g.planted = path;
 }
 
 static bool has_entry(const char *dir, const char *name)
@@ -315,10 +300,8 @@ void guard_protect(struct policy *p, const char *ws)
 		protect(p, ws, ".git/modules", true); /* submodules' own hooks and config */
 		protect(p, ws, ".git/config", false);
 		protect_hooks_path(p, dotgit);
-		plant_gitmodules();
 	} else if (!lstat(dotgit, &st) && S_ISREG(st.st_mode)) {
 		protect_worktree(p, dotgit);
-		plant_gitmodules();
 	}
 	for (i = 0; protected_files[i]; i++)
 		protect(p, ws, protected_files[i], false);
@@ -447,15 +430,12 @@ void guard_check(void)
 
 	if (!g.ws)
 		return;
-	if (g.planted && !lstat(g.planted, &st) && S_ISREG(st.st_mode) && st.st_size == 0)
-		unlink(g.planted);
 	if (g.gitdir)
 		quarantine_indirections();
 	for (i = 0; later_files[i]; i++) {
 		char *p = xasprintf("%s/%s", g.ws, later_files[i]);
 
-		if ((!g.planted || strcmp(p, g.planted)) && !lstat(p, &st) &&
-		    changed_since_start(&st))
+		if (!lstat(p, &st) && changed_since_start(&st))
 			warn("warning: the jailed command created %s, which tools may run later "
 			     "outside the jail; review it",
 			     p);
@@ -472,8 +452,5 @@ void guard_check(void)
 
 void guard_abort(void)
 {
-	struct stat st;
-
-	if (g.planted && !lstat(g.planted, &st) && S_ISREG(st.st_mode) && st.st_size == 0)
-		unlink(g.planted);
+	/* nothing is created in the workspace but empty .git/hooks, info, modules dirs */
 }
