@@ -530,7 +530,6 @@ time.sleep(60)' "$name" "$BATS_TEST_TMPDIR/abs-ready" >/dev/null 2>&1 3>&- &
 		git config core.hooksPath /tmp 2>/dev/null && echo HOOKSPATH-SET
 		mv .git/config .git/config.old 2>/dev/null && echo CONFIG-MOVED
 		rm -rf .git/hooks 2>/dev/null; test -d .git/hooks || echo HOOKS-REMOVED
-		echo "[submodule x]" > .gitmodules 2>/dev/null && echo GITMODULES-WRITTEN
 		echo end'
 	assert_success
 	assert_line end
@@ -541,7 +540,15 @@ time.sleep(60)' "$name" "$BATS_TEST_TMPDIR/abs-ready" >/dev/null 2>&1 3>&- &
 	refute_output --partial REMOVED
 	[ ! -e .git/hooks/pre-commit ]
 	[ "$(sha256sum .git/config)" = "$before" ]
-	[ ! -e .gitmodules ]
+}
+
+@test "git: .gitmodules cannot be created when it does not exist yet" {
+	skip_unless_cmd git
+	git init -q .
+	jail -- sh -c 'printf "[submodule \"x\"]\n\tpath = x\n\turl = ../evil\n" > .gitmodules 2>/dev/null && echo GITMODULES-WRITTEN; echo end'
+	assert_line end
+	refute_output --partial GITMODULES-WRITTEN
+	[ ! -e .gitmodules ] || fail ".gitmodules was created in the workspace: $(cat .gitmodules)"
 }
 
 @test "git: .git/hooks is protected even when it does not exist yet" {
