@@ -101,7 +101,7 @@ grep -q '"inject' "$T/audit.jsonl" || {
 
 section "1 GiB HTTPS download, intercepted, median of $REPS (rounds interleaved)"
 dl direct >/dev/null
-for r in $(seq "$REPS"); do
+for _ in $(seq "$REPS"); do
 	for w in "${WAYS[@]}"; do
 		dl "$w" >>"$T/res/dl.$w"
 	done
@@ -116,7 +116,7 @@ A_DL="$(median "$T/res/dl.agentjail")"
 M_DL="$(median "$T/res/dl.mitmproxy")"
 
 section "kept-alive 1 KiB requests, 50 connections, ${RATE_SECONDS} s, median of $REPS"
-for r in $(seq "$REPS"); do
+for _ in $(seq "$REPS"); do
 	for w in "${WAYS[@]}"; do
 		out="$(tc "$w" -m rate -k 50 -t "$RATE_SECONDS")"
 		[ "$(kv "$out" errors)" = 0 ] || echo "  $w: $out" >&2
@@ -133,7 +133,7 @@ A_RATE="$(median "$T/res/rate.agentjail")"
 M_RATE="$(median "$T/res/rate.mitmproxy")"
 
 section "request on a new connection (TCP + CONNECT + TLS both sides + 1 KiB GET), $NEW_N each, median of $REPS"
-for r in $(seq "$REPS"); do
+for _ in $(seq "$REPS"); do
 	for w in "${WAYS[@]}"; do
 		out="$(tc "$w" -m new -n "$NEW_N")"
 		kv "$out" median_ms >>"$T/res/new.$w"

@@ -172,7 +172,6 @@ max_filedescriptors 8192
 shutdown_lifetime 0 seconds
 EOF
 	bg "$d/out" squid -N -f "$d/squid.conf"
-	SQUID_PID=$!
 	wait_port "$port" 20
 }
 
@@ -189,7 +188,6 @@ LogFile "$d/tinyproxy.log"
 PidFile "$d/tinyproxy.pid"
 EOF
 	bg "$d/out" tinyproxy -d -c "$d/tinyproxy.conf"
-	TINYPROXY_PID=$!
 	wait_port "$port" 10
 }
 

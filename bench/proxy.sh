@@ -82,7 +82,7 @@ run_client() {
 section "1 GiB HTTPS download, curl, median of $REPS (rounds interleaved)"
 # One untimed download first: the file's pages enter the page cache.
 run_client direct "${CURL[@]}" "$URL/1g" >/dev/null
-for r in $(seq "$REPS"); do
+for _ in $(seq "$REPS"); do
 	for p in "${PROXIES[@]}"; do
 		run_client "$p" "${CURL[@]}" "$URL/1g" >>"$T/res/dl.$p"
 	done
@@ -98,7 +98,7 @@ S_DL="$(median "$T/res/dl.squid")"
 Y_DL="$(median "$T/res/dl.tinyproxy")"
 
 section "kept-alive 1 KiB request, one connection, $KEEP_N sequential requests, median of $REPS"
-for r in $(seq "$REPS"); do
+for _ in $(seq "$REPS"); do
 	for p in "${PROXIES[@]}"; do
 		out="$(run_client "$p" ./tlsclient -C ca.crt -h bench.test -P "$NP" -u /1k -m keep -n "$KEEP_N")"
 		kv "$out" median_ms >>"$T/res/keep.$p"
@@ -112,7 +112,7 @@ done
 A_KEEP_ADD="$(awk -v a="$(median "$T/res/keep.agentjail")" -v b="$D_KEEP" 'BEGIN{print a-b}')"
 
 section "request on a new connection (TCP + CONNECT + TLS 1.3 + 1 KiB GET), $NEW_N each, median of $REPS"
-for r in $(seq "$REPS"); do
+for _ in $(seq "$REPS"); do
 	for p in "${PROXIES[@]}"; do
 		out="$(run_client "$p" ./tlsclient -C ca.crt -h bench.test -P "$NP" -u /1k -m new -n "$NEW_N")"
 		kv "$out" median_ms >>"$T/res/new.$p"
