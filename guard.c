@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +53,9 @@ static struct {
 	struct timespec start;
 	char *ws;
 	char *gitdir;	      /* the workspace's own git dir, or NULL */
+	char *planted;	      /* the empty .gitmodules we created, or NULL */
+	ino_t planted_ino;
+	int reaper_fd;
 	unsigned warnings;
 } g;
 
@@ -139,6 +143,61 @@ static void protect_hooks_path(struct policy *p, const char *gitdir)
 		}
 	}
 	fclose(f);
+}
+
+/*
+ * An empty .gitmodules for the run, so that it can be bound read-only (a mount needs an
+ * existing target). It must not outlive the run even if agentjail is SIGKILLed, so a
+ * small reaper in the host's mount namespace holds the read end of a pipe that only this
+ * process writes: EOF means we are gone, however we went, and it removes the file if it
+ * is still the empty one we made. (Unlinking works from the host namespace although the
+ * file is a mount point in the jail's: the kernel only refuses that in the namespace
+ * that has the mount.)
+ */
+static void plant_gitmodules(void)
+{
+	char *path = xasprintf("%s/.gitmodules", g.ws);
+	struct stat made, now;
+	int fd, pfd[2];
+	char c;
+	pid_t pid;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		free(path);
+		return;
+	}
+	if (fstat(fd, &made) || pipe2(pfd, O_CLOEXEC)) {
+		close(fd);
+		unlink(path);
+		die_errno("cannot prepare %s", path);
+	}
+	close(fd);
+	pid = fork();
+	if (pid < 0) {
+		unlink(path);
+		die_errno("fork");
+	}
+	if (pid == 0) {
+		/* the reaper: nothing of ours open but the pipe (stdout/stderr must close
+		 * with agentjail) */
+		if (dup2(pfd[0], 3) < 0)
+			_exit(1);
+		syscall(SYS_close_range, 4, ~0U, 0);
+		close(0);
+		close(1);
+		close(2);
+		while (read(3, &c, 1) < 0 && errno == EINTR)
+			;
+		if (!lstat(path, &now) && S_ISREG(now.st_mode) && now.st_size == 0 &&
+		    now.st_ino == made.st_ino && now.st_dev == made.st_dev)
+			unlink(path);
+		_exit(0);
+	}
+	close(pfd[0]);
+	g.reaper_fd = pfd[1]; /* closed only by our exit */
+	g.planted = path;
+	g.planted_ino = made.st_ino;
 }
 
 static bool has_entry(const char *dir, const char *name)
@@ -300,8 +359,10 @@ void guard_protect(struct policy *p, const char *ws)
 		protect(p, ws, ".git/modules", true); /* submodules' own hooks and config */
 		protect(p, ws, ".git/config", false);
 		protect_hooks_path(p, dotgit);
+		plant_gitmodules();
 	} else if (!lstat(dotgit, &st) && S_ISREG(st.st_mode)) {
 		protect_worktree(p, dotgit);
+		plant_gitmodules();
 	}
 	for (i = 0; protected_files[i]; i++)
 		protect(p, ws, protected_files[i], false);
@@ -430,12 +491,14 @@ void guard_check(void)
 
 	if (!g.ws)
 		return;
+	guard_abort();
 	if (g.gitdir)
 		quarantine_indirections();
 	for (i = 0; later_files[i]; i++) {
 		char *p = xasprintf("%s/%s", g.ws, later_files[i]);
 
-		if (!lstat(p, &st) && changed_since_start(&st))
+		if ((!g.planted || strcmp(p, g.planted)) && !lstat(p, &st) &&
+		    changed_since_start(&st))
 			warn("warning: the jailed command created %s, which tools may run later "
 			     "outside the jail; review it",
 			     p);
@@ -452,5 +515,9 @@ void guard_check(void)
 
 void guard_abort(void)
 {
-	/* nothing is created in the workspace but empty .git/hooks, info, modules dirs */
+	struct stat st;
+
+	if (g.planted && !lstat(g.planted, &st) && S_ISREG(st.st_mode) && st.st_size == 0 &&
+	    st.st_ino == g.planted_ino)
+		unlink(g.planted);
 }
