@@ -167,65 +167,44 @@ static int open_in_root(const char *path, int flags)
 
 /*
  * Create path under /newroot as a directory (or, when file is set, its last component as
- * an empty file) so it can serve as a mount point. Each component is created relative to
- * the previous one, which was opened with RESOLVE_IN_ROOT.
+ * an empty file) so it can serve as a mount point; missing parents are created first.
+ * Every step is opened with RESOLVE_IN_ROOT, so nothing is created outside /newroot.
+ * The common case, a target that exists, costs one openat2.
  */
 static int make_mountpoint(const char *path, bool file)
 {
-	char buf[PATH_MAX];
-	char *p, *slash;
-	int fd;
+	char parent[PATH_MAX];
+	const char *base = strrchr(path, '/');
+	size_t plen;
+	int fd, pfd, rc;
 
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return errno = ENAMETOOLONG, -1;
-	for (p = buf + 1;; p = slash + 1) {
-		bool last;
-
-		slash = strchr(p, '/');
-		last = !slash;
-		if (slash)
-			*slash = '\0';
-		if (last && file) {
-			fd = open_in_root(buf, O_PATH);
-			if (fd < 0) {
-				int dfd;
-				char *base = strrchr(buf, '/');
-
-				*base = '\0';
-				dfd = open_in_root(buf[0] ? buf : "/", O_PATH | O_DIRECTORY);
-				*base = '/';
-				if (dfd < 0)
-					return -1;
-				fd = openat(dfd, base + 1, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
-					    0644);
-				close(dfd);
-			}
-		} else {
-			fd = open_in_root(buf, O_PATH | O_DIRECTORY);
-			if (fd < 0 && errno == ENOENT) {
-				char *base = strrchr(buf, '/');
-				int dfd;
-
-				*base = '\0';
-				dfd = open_in_root(buf[0] ? buf : "/", O_PATH | O_DIRECTORY);
-				*base = '/';
-				if (dfd < 0)
-					return -1;
-				if (mkdirat(dfd, base + 1, 0755) && errno != EEXIST) {
-					close(dfd);
-					return -1;
-				}
-				close(dfd);
-				fd = open_in_root(buf, O_PATH | O_DIRECTORY);
-			}
-		}
-		if (fd < 0)
-			return -1;
+	fd = open_in_root(path, O_PATH);
+	if (fd >= 0) {
 		close(fd);
-		if (last)
-			return 0;
-		*slash = '/';
+		return 0;
 	}
+	if (errno != ENOENT || !base)
+		return -1;
+	plen = (size_t)(base - path);
+	if (plen >= sizeof(parent))
+		return errno = ENAMETOOLONG, -1;
+	memcpy(parent, path, plen);
+	parent[plen] = '\0';
+	if (plen && make_mountpoint(parent, false))
+		return -1;
+	pfd = open_in_root(plen ? parent : "/", O_PATH | O_DIRECTORY);
+	if (pfd < 0)
+		return -1;
+	if (file) {
+		fd = openat(pfd, base + 1, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+		rc = fd < 0 ? -1 : close(fd);
+	} else {
+		rc = mkdirat(pfd, base + 1, 0755);
+	}
+	if (rc && errno == EEXIST)
+		rc = 0;
+	close(pfd);
+	return rc;
 }
 
 /* The staging root has no /proc of its own: the host's is reachable under /oldroot. */
@@ -883,10 +862,6 @@ static void __attribute__((noreturn)) exec_command(const struct jail *j, int err
 		die_errno("setsid");
 	if (chdir(j->p->workspace))
 		die_errno("cannot enter the workspace %s", j->p->workspace);
-	if (caps_drop_all())
-		die_errno("cannot drop capabilities");
-	if (seccomp_apply())
-		die_errno("cannot load the seccomp filter");
 	environ = j->envp;
 	execvp(j->p->argv[0], j->p->argv);
 	e = errno;
@@ -922,6 +897,15 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 		die_errno("cannot build the seccomp filter");
 	for (i = 0; i < sizeof(fwd_signals) / sizeof(fwd_signals[0]); i++)
 		sigaction(fwd_signals[i], &sa, NULL);
+	/*
+	 * The floor is set here, before the fork: init keeps nothing it does not need
+	 * either, and the command inherits the empty capability sets, no_new_privs and the
+	 * filter (a filter is inherited across fork and kept across execve).
+	 */
+	if (caps_drop_all())
+		die_errno("cannot drop capabilities");
+	if (seccomp_apply())
+		die_errno("cannot load the seccomp filter");
 	pid = fork();
 	if (pid < 0)
 		die_errno("fork");
@@ -931,9 +915,6 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	if (write_all(j->ready_fd, "1", 1))
 		_exit(EXIT_JAIL_FAILED);
 	close(j->ready_fd);
-	/* init keeps nothing it does not need either. */
-	if (caps_drop_all() || seccomp_apply())
-		_exit(EXIT_JAIL_FAILED);
 	/* The monitor blocked everything around clone(); init starts with that mask. */
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (;;) {
