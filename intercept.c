@@ -47,6 +47,7 @@ struct side {
 	int fd;
 	char *buf;
 	size_t len;
+	size_t high;    /* the most of buf ever used: what must be wiped at the end */
 	uint64_t bytes; /* payload bytes relayed from this side */
 };
 
@@ -84,6 +85,8 @@ static int side_fill(struct side *s)
 	r = SSL_read(s->ssl, s->buf + s->len, (int)(BUF_CAP - s->len));
 	if (r > 0) {
 		s->len += (size_t)r;
+		if (s->len > s->high)
+			s->high = s->len;
 		return r;
 	}
 	switch (SSL_get_error(s->ssl, r)) {
@@ -489,8 +492,30 @@ static void body_scan_feed(struct session *ss, struct body_scan *bs, const char 
 	}
 }
 
-/* Write one chunk (size line, data, CRLF) as one TLS write. */
-static int write_chunk(SSL *ssl, struct sbuf *tmp, const char *d, size_t n)
+/*
+ * Output to one side is corked: a response head and the first body bytes (often the whole
+ * small response) leave in one TLS record, one syscall. The cork is flushed when it holds
+ * a full record's worth, and always before we block reading the other side, so streamed
+ * bodies are never held back.
+ */
+#define CORK_FLUSH (16 * 1024)
+
+static int cork_flush(SSL *ssl, struct sbuf *cork)
+{
+	int rc = cork->n ? ssl_write_all(ssl, cork->v, cork->n) : 0;
+
+	cork->n = 0;
+	return rc;
+}
+
+static int cork_add(SSL *ssl, struct sbuf *cork, const char *d, size_t n)
+{
+	sbuf_add(cork, d, n);
+	return cork->n >= CORK_FLUSH ? cork_flush(ssl, cork) : 0;
+}
+
+/* One chunk: size line, data, CRLF. */
+static int write_chunk(SSL *ssl, struct sbuf *cork, const char *d, size_t n)
 {
 	char line[24];
 	int l;
@@ -498,11 +523,9 @@ static int write_chunk(SSL *ssl, struct sbuf *tmp, const char *d, size_t n)
 	if (!n)
 		return 0;
 	l = snprintf(line, sizeof(line), "%zx\r\n", n);
-	tmp->n = 0;
-	sbuf_add(tmp, line, (size_t)l);
-	sbuf_add(tmp, d, n);
-	sbuf_add(tmp, "\r\n", 2);
-	return ssl_write_all(ssl, tmp->v, tmp->n);
+	sbuf_add(cork, line, (size_t)l);
+	sbuf_add(cork, d, n);
+	return cork_add(ssl, cork, "\r\n", 2);
 }
 
 /*
@@ -512,16 +535,19 @@ static int write_chunk(SSL *ssl, struct sbuf *tmp, const char *d, size_t n)
  * (bs->hit names the secret; the upstream gets an incomplete body and is dropped).
  */
 static int relay_body(struct session *ss, struct side *from, struct side *to, enum http_body kind,
-		      uint64_t len, struct redact_stream *redact, struct body_scan *bs)
+		      uint64_t len, struct redact_stream *redact, struct body_scan *bs,
+		      struct sbuf *head)
 {
 	struct http_chunked ch;
-	struct sbuf tmp = {0};
+	struct sbuf tmp = {0}; /* the cork, starting with the head when one is given */
 	const char *out;
 	size_t outlen;
 	bool more = false; /* the decoder took nothing: it needs bytes behind these */
 	int ret = -1;
 
 	http_chunked_init(&ch);
+	if (head)
+		sbuf_add(&tmp, head->v, head->n);
 	for (;;) {
 		const char *data = NULL;
 		size_t dlen = 0, used;
@@ -531,7 +557,11 @@ static int relay_body(struct session *ss, struct side *from, struct side *to, en
 		if (kind == HTTP_BODY_CHUNKED && ch.done)
 			break;
 		if (!from->len || more) {
-			int r = side_fill(from);
+			int r;
+
+			if (cork_flush(to->ssl, &tmp)) /* about to block: send what we have */
+				goto out;
+			r = side_fill(from);
 
 			if (r < 0 || (r == 0 && kind != HTTP_BODY_CLOSE))
 				goto out;
@@ -566,18 +596,20 @@ static int relay_body(struct session *ss, struct side *from, struct side *to, en
 		if (redact && dlen)
 			secrets_redact_feed(redact, data, dlen, &out, &outlen);
 		if (kind == HTTP_BODY_CHUNKED ? write_chunk(to->ssl, &tmp, out, outlen)
-					      : (outlen ? ssl_write_all(to->ssl, out, outlen) : 0))
+					      : cork_add(to->ssl, &tmp, out, outlen))
 			goto out;
 		side_consume(from, used);
 	}
 	if (redact) {
 		secrets_redact_finish(redact, &out, &outlen);
 		if (kind == HTTP_BODY_CHUNKED ? write_chunk(to->ssl, &tmp, out, outlen)
-					      : (outlen ? ssl_write_all(to->ssl, out, outlen) : 0))
+					      : cork_add(to->ssl, &tmp, out, outlen))
 			goto out;
 	}
 	/* Trailers are not relayed: the last chunk ends the body. */
-	if (kind == HTTP_BODY_CHUNKED && ssl_write_all(to->ssl, "0\r\n\r\n", 5))
+	if (kind == HTTP_BODY_CHUNKED)
+		sbuf_add(&tmp, "0\r\n\r\n", 5);
+	if (cork_flush(to->ssl, &tmp))
 		goto out;
 	ret = 0;
 out:
@@ -694,12 +726,18 @@ static int relay_response(struct session *ss, const struct http_request *rq, boo
 	head.n = 0;
 	build_response_head(rs, kind, !*keep, &head);
 	side_consume(&ss->u, (size_t)hl);
-	if (ssl_write_all(ss->c.ssl, head.v, head.n) < 0) {
-		snprintf(why, whysz, "client went away");
+	if (kind == HTTP_BODY_NONE) {
+		if (ssl_write_all(ss->c.ssl, head.v, head.n) < 0) {
+			snprintf(why, whysz, "client went away");
+			goto out;
+		}
+		ss->served++;
+		ret = 0;
 		goto out;
 	}
+	/* the head goes out with the first body bytes (relay_body's cork) */
 	secrets_redact_init(&red);
-	ret = kind == HTTP_BODY_NONE ? 0 : relay_body(ss, &ss->u, &ss->c, kind, len, &red, NULL);
+	ret = relay_body(ss, &ss->u, &ss->c, kind, len, &red, NULL, &head);
 	secrets_redact_free(&red);
 	if (ret < 0) {
 		snprintf(why, whysz, "relaying the response body of %s failed", ss->t->host);
@@ -844,7 +882,7 @@ static bool serve_request(struct session *ss, const struct http_request *rq, siz
 	if (expect && ssl_write_all(ss->c.ssl, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
 		return false;
 	if (kind != HTTP_BODY_NONE) {
-		ret = relay_body(ss, &ss->c, &ss->u, kind, blen, NULL, &bs);
+		ret = relay_body(ss, &ss->c, &ss->u, kind, blen, NULL, &bs, NULL);
 		if (ret == -2) {
 			snprintf(why, sizeof(why),
 				 "placeholder of secret %s sent to %s, where it is not bound",
@@ -945,8 +983,8 @@ void intercept_session(int client_fd, const struct intercept_target *t, const st
 	}
 	upstream_close(&ss);
 	tls_close(ss.c.ssl);
-	wipe(ss.c.buf, BUF_CAP);
-	wipe(ss.u.buf, BUF_CAP);
+	wipe(ss.c.buf, ss.c.high); /* only what was ever written: the rest was never touched */
+	wipe(ss.u.buf, ss.u.high);
 	free(ss.c.buf);
 	free(ss.u.buf);
 	free(rq);
