@@ -581,6 +581,10 @@ static int copy_host(const char *p, size_t n, char *host, size_t hostsz)
 		n--;
 	if (n == 0 || n >= hostsz)
 		return -1;
+	/* One trailing dot is the root; any other empty label ("a..b", ".a", "a..") is not a
+	 * name, and must not reach matching as one. */
+	if (p[0] == '.' || p[n - 1] == '.' || memmem(p, n, "..", 2))
+		return -1;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 

@@ -20,6 +20,9 @@ int net_normalize_host(const char *in, char *out, size_t outsz)
 		n--;
 	if (n == 0 || n >= outsz || n > 253)
 		return -1;
+	/* empty labels: not a name (one trailing dot, the root, was removed above) */
+	if (in[0] == '.' || in[n - 1] == '.' || memmem(in, n, "..", 2))
+		return -1;
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)in[i];
 
@@ -100,6 +103,17 @@ static int parse_prefix(const char *pattern, int *family, unsigned char addr[16]
 		if (!slash[1] || *end || v < 0 || v > max)
 			return -1;
 		*plen = (int)v;
+	}
+	/*
+	 * An IPv4-mapped IPv6 pattern (::ffff:a.b.c.d[/96+n]) means the IPv4 addresses it
+	 * carries: addresses are compared that way (addr_bytes), so patterns must be too,
+	 * or such a rule would never match.
+	 */
+	if (*family == AF_INET6 && *plen >= 96 &&
+	    !memcmp(addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) {
+		memmove(addr, addr + 12, 4);
+		*family = AF_INET;
+		*plen -= 96;
 	}
 	return 0;
 }
