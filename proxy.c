@@ -697,8 +697,13 @@ static void tunnel(int a, int b, uint64_t *up, uint64_t *down)
 			if (ev & POLLNVAL)
 				failed = true;
 			/* readable, or hung up / in error: the read says which */
-			if ((ev & (POLLIN | POLLHUP | POLLERR)) && (pfd[i].events & POLLIN))
+			if ((ev & (POLLIN | POLLHUP | POLLERR)) && (pfd[i].events & POLLIN)) {
 				failed |= half_in(&h[i]) < 0;
+				/* the other side is usually writable: pass it on now, saving
+				 * a poll round trip per chunk (EAGAIN just leaves it pending) */
+				if (!failed && h[i].pending && !(pfd[1 - i].events & POLLOUT))
+					failed |= half_out(&h[i]) < 0;
+			}
 			if ((ev & (POLLOUT | POLLERR | POLLHUP)) && (pfd[i].events & POLLOUT))
 				failed |= half_out(&h[1 - i]) < 0;
 			if ((ev & POLLERR) && !(pfd[i].events & (POLLIN | POLLOUT)))
