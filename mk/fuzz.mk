@@ -4,7 +4,6 @@
 #   make fuzz-run          run each harness for FUZZ_SECONDS (default 20) on its committed corpus
 #   make fuzz-run FUZZ_SECONDS=300 FUZZ_ONLY=http_request   a longer run of one harness
 #   make lint              cppcheck and clang-tidy over the sources; any finding fails
-#   make fuzz-regress      the fuzzers' findings as plain checks (fuzz/regress.c)
 #   make valgrind-proxy    the proxy alone under valgrind memcheck (test/faults.bats)
 #
 # The harnesses link the project's modules (every top-level .c but agentjail.c, which has
@@ -59,11 +58,6 @@ fuzz-run: fuzz
 		grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
 			fuzz/corpus-out/$$n.log | sed "s/^/fuzz-run: $$n /"; \
 	done
-
-# Regression checks for the fuzzers' findings, against the normal build (see fuzz/regress.c).
-fuzz-regress: $(LIBOBJS) $(HDRS)
-	$(CC) $(CFLAGS) -I. $(LDFLAGS) -o build/fuzz-regress fuzz/regress.c $(LIBOBJS) $(LDLIBS)
-	build/fuzz-regress
 
 # ---- static analysis ---------------------------------------------------------------------------
 # Every suppression is a flag here (or a check left out in .clang-tidy) with its reason; none
@@ -131,4 +125,4 @@ $(VG_DRIVER): test/unit/test_proxy_standalone.c $(VG_OBJS) $(HDRS)
 valgrind-proxy: $(VG_DRIVER)
 	AJ_VALGRIND_DRIVER=$(CURDIR)/$(VG_DRIVER) bats -f valgrind test/faults.bats
 
-.PHONY: fuzz fuzz-run fuzz-regress lint valgrind-proxy
+.PHONY: fuzz fuzz-run lint valgrind-proxy

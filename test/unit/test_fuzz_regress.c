@@ -1,8 +1,7 @@
 /*
  * test_fuzz_regress.c - regression tests for what the fuzzers in fuzz/ found and what has
  * been fixed since (see docs/security.md). Each input is also a seed in
- * fuzz/corpus/<harness>/regress-*, replayed under ASan/UBSan by test/fuzz.bats. Findings
- * not fixed yet are checked by fuzz/regress.c (`make fuzz-regress`).
+ * fuzz/corpus/<harness>/regress-*, replayed under ASan/UBSan by test/fuzz.bats.
  */
 #include <arpa/inet.h>
 #include <malloc.h>
@@ -46,6 +45,27 @@ static void host_binding_agrees(const char *target, const char *pattern)
 	CHECK(secrets_host_match(pattern, host) == net_pattern_match(pattern, norm));
 }
 
+/* fuzz_net: an IPv4-mapped IPv6 address pattern matches that address. */
+static void mapped_pattern_matches(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t l;
+
+	CHECK(net_parse_ip("::ffff:10.0.0.1", &ss, &l) == 0);
+	CHECK(net_pattern_match_addr("::ffff:10.0.0.1", (struct sockaddr *)&ss));
+	CHECK(net_pattern_match_addr("::ffff:0:0/96", (struct sockaddr *)&ss));
+}
+
+/* fuzz_net: a parsed host has no trailing dot (http.h). */
+static void no_trailing_dot(void)
+{
+	char host[NET_HOST_MAX];
+	int port;
+
+	if (http_parse_authority(span("a.example.test..:443"), host, sizeof(host), &port) == 0)
+		CHECK(host[strlen(host) - 1] != '.');
+}
+
 /* fuzz_secrets: secrets_exfil_scan() frees its percent-decoding buffer on every return. */
 static void exfil_scan_does_not_leak(void)
 {
@@ -85,6 +105,9 @@ int main(void)
 	host_binding_agrees("api.example.test...:443", "api.example.test");
 	host_binding_agrees("API.Example.Test.:443", "api.example.test");
 	host_binding_agrees("a.b.example.test:8443", "*.example.test");
+	/* fuzz_net: IPv4-mapped address patterns; hosts keep no trailing dot */
+	mapped_pattern_matches();
+	no_trailing_dot();
 	/* fuzz_secrets: the guard's decoding buffer on a raw hit of a later secret */
 	exfil_scan_does_not_leak();
 	if (failures)
