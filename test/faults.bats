@@ -6,7 +6,7 @@
 # Loopback only (test/upstream.py on 127.0.0.1), every loop bounded in count and time.
 # The proxy is found from the host as the child of agentjail named agentjail-proxy.
 #
-# The proxy under valgrind: the last test runs the proxy alone (the standalone driver of
+# The proxy under valgrind: one test runs the proxy alone (the standalone driver of
 # test/proxy.bats, or the unfortified build/valgrind/proxy_standalone that `make
 # valgrind-proxy` builds) under memcheck through the same kinds of load.
 
