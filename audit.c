@@ -89,7 +89,7 @@ static void jstr(struct jbuf *j, const char *key, const char *s)
 		return;
 	}
 	jraw(j, "\"", 1);
-	for (size_t i = 0; s[i] && i < 1024; i++) {
+	for (size_t i = 0; i < 1024 && s[i]; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c == '"' || c == '\\') {

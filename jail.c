@@ -608,7 +608,8 @@ static void setup_proc(const struct jail *j)
 	 */
 	char opts[64];
 
-	snprintf(opts, sizeof(opts), "hidepid=invisible,gid=%u", j->gid == 65534 ? 65533 : 65534);
+	snprintf(opts, sizeof(opts), "hidepid=invisible,gid=%u",
+		 j->gid == 65534 ? 65533U : 65534U);
 	if (make_mountpoint("/proc", false))
 		die_errno("cannot create /proc");
 	if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts))

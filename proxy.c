@@ -47,6 +47,7 @@
 #include "http.h"
 #include "intercept.h"
 #include "net.h"
+#include "seccomp.h"
 #include "secrets.h"
 #include "secrets_codec.h"
 #include "tls.h"
@@ -849,6 +850,8 @@ struct obuf {
 
 static void oput(struct obuf *o, const char *s, size_t len)
 {
+	if (!len)
+		return;
 	if (o->n + len > o->cap) {
 		size_t ncap = o->cap ? o->cap : 1024;
 
@@ -1420,6 +1423,10 @@ out:
 /* Called once, single-threaded, after the start-up report and before serving. */
 static void proxy_confine(void)
 {
+	/* Run by root, the proxy would hold every capability: drop them all (bounding,
+	 * ambient, and the three sets); an ordinary user's proxy has none to drop. */
+	if (caps_drop_held() < 0)
+		die_errno("proxy: cannot drop capabilities");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die_errno("proxy: no_new_privs");
 	confine_landlock();

@@ -268,3 +268,34 @@ int caps_drop_all(void)
 	cap_free(empty);
 	return rc;
 }
+
+/*
+ * Outside the jail (the proxy): drop whatever capabilities this process holds. The
+ * bounding set can only be changed with CAP_SETPCAP, which an ordinary user's process
+ * does not have (and then has nothing to drop from the other sets either).
+ */
+int caps_drop_held(void)
+{
+	cap_t empty;
+	int rc;
+
+	if (prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) == 1) {
+		cap_flag_value_t v = CAP_CLEAR;
+		cap_t cur = cap_get_proc();
+
+		if (cur && !cap_get_flag(cur, CAP_SETPCAP, CAP_EFFECTIVE, &v) && v == CAP_SET) {
+			cap_free(cur);
+			return caps_drop_all();
+		}
+		if (cur)
+			cap_free(cur);
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL)
+		return -1;
+	empty = cap_init();
+	if (!empty)
+		return -1;
+	rc = cap_set_proc(empty);
+	cap_free(empty);
+	return rc;
+}

@@ -332,8 +332,6 @@ static void host_norm(const char *in, char *out, size_t outsz)
 
 		out[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 	}
-	while (n && out[n - 1] == '.')
-		n--;
 	out[n] = '\0';
 }
 
@@ -344,12 +342,15 @@ static void host_norm(const char *in, char *out, size_t outsz)
  */
 bool secrets_host_match(const char *pattern, const char *host)
 {
-	char pat[NET_HOST_MAX], h[NET_HOST_MAX];
+	char raw[NET_HOST_MAX], pat[NET_HOST_MAX], h[NET_HOST_MAX];
 
 	if (!pattern || !host || strchr(host, '[') || strchr(host, ']'))
 		return false;
-	host_norm(pattern, pat, sizeof(pat));
-	if (!*pat || net_normalize_host(host, h, sizeof(h)) < 0)
+	host_norm(pattern, raw, sizeof(raw));
+	/* the pattern is normalised exactly as the policy's: one trailing dot is the root,
+	 * any other empty label ("*..") makes it no pattern at all, never "*" */
+	if (!*raw || net_normalize_host(raw, pat, sizeof(pat)) < 0 ||
+	    net_normalize_host(host, h, sizeof(h)) < 0)
 		return false;
 	return net_pattern_match(pat, h);
 }
