@@ -1348,10 +1348,28 @@ static void spawn_conn(int fd)
 #define LL_ACCESS_NET_BIND_TCP (1ULL << 0)
 
 /*
- * Landlock: no filesystem writes, no execution, no bind(2) from here on (reads stay: the
- * resolver reads /etc/hosts and loads NSS modules; upstream verification may read CA
- * files). Handled rights with no rule are denied. Best effort: kernels without Landlock
- * keep only the seccomp floor below. Descriptors already open (the audit log) still work.
+ * What the proxy may still read once it serves: name resolution (/etc/hosts, resolv.conf,
+ * nsswitch.conf, gai.conf, and the NSS modules it loads from the library dirs), and the
+ * system trust store, which OpenSSL reads lazily (hashed names in /etc/ssl/certs) while
+ * it verifies an upstream. Nothing under $HOME: a memory-safety bug reached from the jail
+ * must not be able to read ~/.ssh. resolv.conf is often a link into /run.
+ */
+static const char *const read_paths[] = {
+	"/etc", "/usr", "/lib", "/lib64", "/lib32", "/libx32", "/run/systemd/resolve",
+	"/run/resolvconf", "/var/run/nscd", NULL,
+};
+
+struct ll_path_beneath {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+
+/*
+ * Landlock: from here on no filesystem writes, no execution, no bind(2), and reads only
+ * beneath read_paths. Handled rights with no rule are denied. Best effort: kernels
+ * without Landlock (before 5.13, or disabled) keep only the seccomp floor below, which
+ * blocks exec but not reads or writes of the user's files (docs/security.md says so).
+ * Descriptors already open (the audit log, the upstream CA loaded at start) still work.
  */
 static void confine_landlock(void)
 {
@@ -1364,6 +1382,7 @@ static void confine_landlock(void)
 	if (abi < 1)
 		return;
 	attr.fs = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+		  LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
 		  LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
 		  LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
 		  LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK |
@@ -1379,6 +1398,18 @@ static void confine_landlock(void)
 			  abi >= 4 ? sizeof(attr) : sizeof(attr.fs), 0);
 	if (fd < 0)
 		return;
+	for (size_t i = 0; read_paths[i]; i++) {
+		struct ll_path_beneath pb = {
+			.allowed_access = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR,
+		};
+
+		pb.parent_fd = open(read_paths[i], O_PATH | O_CLOEXEC);
+		if (pb.parent_fd < 0)
+			continue; /* not on this system */
+		if (syscall(SYS_landlock_add_rule, fd, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
+			msg("proxy: landlock rule for %s: %s", read_paths[i], strerror(errno));
+		close(pb.parent_fd);
+	}
 	if (syscall(SYS_landlock_restrict_self, fd, 0) < 0)
 		msg("proxy: landlock: %s (continuing without it)", strerror(errno));
 	close(fd);
@@ -1421,7 +1452,7 @@ out:
 }
 
 /* Called once, single-threaded, after the start-up report and before serving. */
-static void proxy_confine(void)
+void proxy_confine(void)
 {
 	/* Run by root, the proxy would hold every capability: drop them all (bounding,
 	 * ambient, and the three sets); an ordinary user's proxy has none to drop. */

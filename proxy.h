@@ -35,4 +35,10 @@ int proxy_send_listener(int ctl, int listen_fd);
 /* Stop the proxy and wait for it. Returns its exit status as waitpid gives it. */
 int proxy_stop(struct proxy *px);
 
+/*
+ * The proxy's confinement of itself (capabilities, no_new_privs, Landlock, seccomp), done
+ * before it serves; exported for test/unit/test_proxy_confine.c.
+ */
+void proxy_confine(void);
+
 #endif
