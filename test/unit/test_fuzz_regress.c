@@ -17,15 +17,7 @@
 #include "secrets_codec.h"
 #include "util.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);            \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 static struct http_span span(const char *s)
 {
@@ -110,7 +102,7 @@ int main(void)
 	no_trailing_dot();
 	/* fuzz_secrets: the guard's decoding buffer on a raw hit of a later secret */
 	exfil_scan_does_not_leak();
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
-	return failures ? 1 : 0;
+	if (failed)
+		fprintf(stderr, "%d failed\n", failed);
+	return failed ? 1 : 0;
 }

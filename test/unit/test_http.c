@@ -5,15 +5,7 @@
 
 #include "http.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);            \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 static struct http_request req;
 static struct http_response resp;
@@ -232,9 +224,9 @@ int main(void)
 	test_chunked();
 	test_targets();
 	test_format();
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
+	if (failed)
+		fprintf(stderr, "%d failed\n", failed);
 	else
 		printf("test_http: ok\n");
-	return failures ? 1 : 0;
+	return failed ? 1 : 0;
 }

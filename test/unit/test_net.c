@@ -6,15 +6,7 @@
 #include "net.h"
 #include "util.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);            \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 static const char *special(const char *ip)
 {
@@ -132,9 +124,9 @@ int main(void)
 	for (size_t i = 0; i < p.hosts.n; i++)
 		free(p.hosts.v[i].pattern);
 	free(p.hosts.v);
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
+	if (failed)
+		fprintf(stderr, "%d failed\n", failed);
 	else
 		printf("test_net: ok\n");
-	return failures ? 1 : 0;
+	return failed ? 1 : 0;
 }

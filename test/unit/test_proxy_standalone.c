@@ -128,15 +128,7 @@ static int serve(int argc, char **argv)
 
 /* ---- self-test ---- */
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);            \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 /* Send req to the proxy, return what it answered (until close), NUL-ended. */
 static char *exchange(int port, const char *req)
@@ -205,9 +197,9 @@ static int selftest(void)
 
 	st = proxy_stop(&px);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
-	return failures ? 1 : 0;
+	if (failed)
+		fprintf(stderr, "%d failed\n", failed);
+	return failed ? 1 : 0;
 }
 
 int main(int argc, char **argv)
