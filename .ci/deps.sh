@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential pkg-config libcap-dev libseccomp-dev libssl-dev libinih-dev
 bats bats-support bats-assert curl git python3 nodejs openssl ca-certificates
 iproute2 procps psmisc util-linux clang libclang-rt-14-dev bubblewrap hyperfine wrk
-zsh pre-commit shellcheck python3-yaml groff man-db cppcheck clang-tidy valgrind"
+zsh pre-commit shellcheck python3-yaml groff man-db cppcheck clang-tidy valgrind
+golang-go cargo"
 
 missing=""
 for p in $PKGS; do

@@ -53,11 +53,16 @@ in_jail() {
 
 @test "node: the npm cache is an overlay, writes do not reach the host" {
 	skip_unless_cmd node npm
-	[ -d "$HOME/.npm" ] || skip "no ~/.npm on this machine"
+	# a home of the test's own, with a cache the jail should see but not change
+	fake_home
+	mkdir -p "$HOME/.npm"
+	echo cached >"$HOME/.npm/entry"
 	local marker="aj-overlay-$RANDOM$RANDOM"
-	in_jail node sh -c "ls -d ~/.npm && touch ~/.npm/$marker && ls ~/.npm/$marker"
+	in_jail node sh -c "cat ~/.npm/entry && touch ~/.npm/$marker && echo changed >~/.npm/entry && ls ~/.npm/$marker"
 	assert_success
-	[ ! -e "$HOME/.npm/$marker" ] || { rm -f "$HOME/.npm/$marker"; fail "the write reached the host"; }
+	assert_line --index 0 cached
+	[ ! -e "$HOME/.npm/$marker" ] || fail "a new file reached the host's cache"
+	[ "$(cat "$HOME/.npm/entry")" = cached ] || fail "a change reached the host's cache"
 }
 
 @test "python: python3 -m venv, then the venv's python and pip" {
