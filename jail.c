@@ -30,6 +30,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -829,6 +830,29 @@ static void close_fds_except(const int *keep, size_t n)
 
 static const int fwd_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGUSR1, SIGUSR2 };
 
+/*
+ * A fork bomb in the jail stops at JAIL_NPROC processes (threads count too). Since Linux
+ * 5.14 the count is kept per user namespace, so this bounds the jail's processes without
+ * touching the caller's others. The kernel exempts host uid 0, so for a root caller it
+ * does not hold (README: residual). Lowered only, never raised; soft and hard alike, and
+ * without capabilities the command cannot raise it again.
+ */
+#define JAIL_NPROC 8192
+
+static void limit_procs(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NPROC, &rl))
+		die_errno("getrlimit");
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > JAIL_NPROC)
+		rl.rlim_max = JAIL_NPROC;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > rl.rlim_max)
+		rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NPROC, &rl))
+		die_errno("cannot limit the jail's processes");
+}
+
 static void init_forward(int sig)
 {
 	if (child_pid > 0)
@@ -903,6 +927,7 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	 * either, and the command inherits the empty capability sets, no_new_privs and the
 	 * filter (a filter is inherited across fork and kept across execve).
 	 */
+	limit_procs();
 	if (caps_drop_all())
 		die_errno("cannot drop capabilities");
 	if (seccomp_apply())

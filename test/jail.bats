@@ -870,3 +870,12 @@ time.sleep(60)' "$name" "$BATS_TEST_TMPDIR/abs-ready" >/dev/null 2>&1 3>&- &
 	aj check
 	assert_success
 }
+
+@test "limits: the jail's processes are capped (RLIMIT_NPROC 8192, soft and hard)" {
+	jail -- sh -c 'grep "^Max processes" /proc/self/limits'
+	assert_success
+	assert_output --regexp '^Max processes +([0-9]+) +([0-9]+) +processes'
+	local soft hard
+	read -r _ _ soft hard _ <<<"$output"
+	[ "$soft" -le 8192 ] && [ "$hard" -le 8192 ] || fail "not capped: $output"
+}
