@@ -53,9 +53,18 @@ static struct {
 	struct timespec start;
 	char *ws;
 	char *gitdir;	      /* the workspace's own git dir, or NULL */
+	char *gitdirs[4];     /* every git dir the jail could write: quarantined after */
+	size_t ngitdirs;
+	struct link {
+		char *path, *target;
+		dev_t dev;
+		ino_t ino;
+	} links[16];	      /* protected entries that are symlinks: the link is writable */
+	size_t nlinks;
 	char *planted;	      /* the empty .gitmodules we created, or NULL */
 	ino_t planted_ino;
 	int reaper_fd;
+	bool had_dotgit;      /* the workspace had a .git before the run */
 	unsigned warnings;
 } g;
 
@@ -72,6 +81,35 @@ static void add_ro(struct policy *p, const char *path)
 
 	if (policy_add_mount(p, path, MOUNT_RO, true, "protected", &err))
 		die("cannot protect %s: %s", path, err);
+}
+
+/*
+ * A protected entry that is a symlink: its target can be bound, the link itself cannot (it
+ * sits in a writable directory), so the jail could replace it by a directory of its own.
+ * Remember it; after the run a replaced link is moved aside and restored.
+ */
+static void remember_link(const char *path, const struct stat *st)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	struct link *l;
+
+	if (n < 0)
+		return;
+	if (g.nlinks == sizeof(g.links) / sizeof(g.links[0]))
+		die("too many protected entries are symbolic links (%s); refusing", path);
+	target[n] = '\0';
+	l = &g.links[g.nlinks++];
+	l->path = xstrdup(path);
+	l->target = xstrdup(target);
+	l->dev = st->st_dev;
+	l->ino = st->st_ino;
+}
+
+static void remember_gitdir(const char *dir)
+{
+	if (g.ngitdirs < sizeof(g.gitdirs) / sizeof(g.gitdirs[0]))
+		g.gitdirs[g.ngitdirs++] = xstrdup(dir);
 }
 
 /*
@@ -96,6 +134,7 @@ static void protect(struct policy *p, const char *base, const char *rel, bool mk
 			if (real && under(real, g.ws) && strcmp(real, g.ws))
 				add_ro(p, real);
 			free(real);
+			remember_link(path, &st);
 		}
 	}
 	free(path);
@@ -127,12 +166,20 @@ static void protect_hooks_path(struct policy *p, const char *gitdir)
 			v[n - 1] = '\0';
 		if (!*v || *v == '~')
 			continue;
-		if (*v == '/') {
-			if (!under(v, g.ws) || !strcmp(v, g.ws))
+		/* relative to the worktree; only what resolves inside the workspace is ours to
+		 * protect ("../x" must not bind a host path into the jail) */
+		{
+			char *joined = *v == '/' ? xstrdup(v) : xasprintf("%s/%s", g.ws, v);
+			char *real = realpath(joined, NULL);
+
+			free(joined);
+			if (!real || !under(real, g.ws) || !strcmp(real, g.ws)) {
+				free(real);
 				continue;
-			rel = v + strlen(g.ws) + 1;
-		} else {
-			rel = v;
+			}
+			snprintf(line, sizeof(line), "%s", real + strlen(g.ws) + 1);
+			free(real);
+			rel = line;
 		}
 		protect(p, g.ws, rel, false);
 		/* husky v9: hooksPath .husky/_ holds stubs that run .husky/<hook> */
@@ -267,7 +314,24 @@ static void bind_gitdir(struct policy *p, const char *dir, const char *origin)
 	protect(p, dir, "config", false);
 	protect(p, dir, "info", false);
 	protect(p, dir, "modules", false);
+	/* other worktrees' admin dirs: their commondir/gitdir would redirect those
+	 * checkouts (the caller re-binds this worktree's own dir writable) */
+	protect(p, dir, "worktrees", false);
 	protect_hooks_path(p, dir);
+	remember_gitdir(dir);
+}
+
+/* A worktree's own admin dir, writable for git, with the files that redirect it read-only. */
+static void bind_worktree_admin(struct policy *p, const char *admin)
+{
+	const char *err;
+
+	if (policy_add_mount(p, admin, MOUNT_RW, false, "worktree", &err))
+		die("cannot bind %s: %s", admin, err);
+	protect(p, admin, "commondir", false);
+	protect(p, admin, "gitdir", false);
+	protect(p, admin, "config.worktree", false);
+	remember_gitdir(admin);
 }
 
 /*
@@ -333,6 +397,7 @@ static void protect_worktree(struct policy *p, const char *dotgit)
 		    "to bind what it names",
 		    dotgit);
 	bind_gitdir(p, common, "worktree");
+	bind_worktree_admin(p, target);
 	add_ro(p, dotgit); /* rewritten, it would point git elsewhere */
 	free(target);
 	free(back);
@@ -348,8 +413,10 @@ void guard_protect(struct policy *p, const char *ws)
 
 	g.ws = xstrdup(ws);
 	clock_gettime(CLOCK_REALTIME, &g.start);
+	g.had_dotgit = !lstat(dotgit, &st);
 	if (!lstat(dotgit, &st) && S_ISDIR(st.st_mode)) {
 		g.gitdir = xstrdup(dotgit);
+		remember_gitdir(dotgit);
 		/* .git becomes a mount point, so it cannot be renamed away and replaced by a
 		 * directory with hooks of the code's choosing (EBUSY). */
 		if (policy_add_mount(p, dotgit, MOUNT_RW, false, "protected", &err))
@@ -357,6 +424,7 @@ void guard_protect(struct policy *p, const char *ws)
 		protect(p, ws, ".git/hooks", true);
 		protect(p, ws, ".git/info", true);
 		protect(p, ws, ".git/modules", true); /* submodules' own hooks and config */
+		protect(p, ws, ".git/worktrees", false); /* what redirects linked worktrees */
 		protect(p, ws, ".git/config", false);
 		protect_hooks_path(p, dotgit);
 		plant_gitmodules();
@@ -388,14 +456,14 @@ static void __attribute__((format(printf, 1, 2))) warn(const char *fmt, ...)
 }
 
 /* A git indirection that appeared during the run is moved aside: git must not follow it. */
-static void quarantine_indirections(void)
+static void quarantine_indirections(const char *gitdir)
 {
 	char *path, *aside;
 	struct stat st;
 	size_t i;
 
 	for (i = 0; git_indirections[i]; i++) {
-		path = xasprintf("%s/%s", g.gitdir, git_indirections[i]);
+		path = xasprintf("%s/%s", gitdir, git_indirections[i]);
 		if (!lstat(path, &st) && changed_since_start(&st)) {
 			aside = xasprintf("%s.agentjail-quarantine", path);
 			if (rename(path, aside) == 0)
@@ -412,12 +480,45 @@ static void quarantine_indirections(void)
 		free(path);
 	}
 	for (i = 0; git_todos[i]; i++) {
-		path = xasprintf("%s/%s", g.gitdir, git_todos[i]);
+		path = xasprintf("%s/%s", gitdir, git_todos[i]);
 		if (!lstat(path, &st) && changed_since_start(&st))
 			warn("warning: the jailed command left %s: its todo list can run commands "
 			     "(exec lines) when you continue; read it first",
 			     path);
 		free(path);
+	}
+}
+
+/* A protected symlink the jail replaced: move the replacement aside, put the link back. */
+static void restore_links(void)
+{
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < g.nlinks; i++) {
+		const struct link *l = &g.links[i];
+		char *aside;
+
+		if (!lstat(l->path, &st) && S_ISLNK(st.st_mode) && st.st_dev == l->dev &&
+		    st.st_ino == l->ino)
+			continue;
+		aside = xasprintf("%s.agentjail-quarantine", l->path);
+		if ((lstat(l->path, &st) && errno == ENOENT) || rename(l->path, aside) == 0) {
+			if (symlink(l->target, l->path) == 0)
+				warn("warning: the jailed command replaced the link %s; the "
+				     "replacement is moved aside to *.agentjail-quarantine and the "
+				     "link restored",
+				     l->path);
+			else
+				warn("warning: the jailed command replaced the link %s; restore it "
+				     "(-> %s) before running git",
+				     l->path, l->target);
+		} else {
+			warn("warning: the jailed command replaced the link %s (-> %s); remove what "
+			     "is there now before running git",
+			     l->path, l->target);
+		}
+		free(aside);
 	}
 }
 
@@ -448,6 +549,16 @@ struct walk {
 	bool truncated;
 };
 
+/* d_type, or where the filesystem does not say (DT_UNKNOWN), lstat. Never a link. */
+static bool is_dir(DIR *d, const struct dirent *e)
+{
+	struct stat st;
+
+	if (e->d_type != DT_UNKNOWN)
+		return e->d_type == DT_DIR;
+	return !fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISDIR(st.st_mode);
+}
+
 static void walk(struct walk *w, int dfd, const char *path, int depth)
 {
 	DIR *d = fdopendir(dfd);
@@ -469,13 +580,18 @@ static void walk(struct walk *w, int dfd, const char *path, int depth)
 		}
 		child = xasprintf("%s/%s", path, e->d_name);
 		if (!strcmp(e->d_name, ".git")) {
-			if (depth > 0)
+			/* the workspace's own .git is checked by guard_check; a new one is not */
+			if (depth > 0 || !g.had_dotgit)
 				check_nested_repo(child);
-		} else if (e->d_type == DT_DIR && depth < GUARD_WALK_MAX_DEPTH) {
-			fd = openat(dirfd(d), e->d_name,
-				    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (fd >= 0)
-				walk(w, fd, child, depth + 1);
+		} else if (is_dir(d, e)) {
+			if (depth >= GUARD_WALK_MAX_DEPTH) {
+				w->truncated = true;
+			} else {
+				fd = openat(dirfd(d), e->d_name,
+					    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				if (fd >= 0)
+					walk(w, fd, child, depth + 1);
+			}
 		}
 		free(child);
 	}
@@ -492,8 +608,9 @@ void guard_check(void)
 	if (!g.ws)
 		return;
 	guard_abort();
-	if (g.gitdir)
-		quarantine_indirections();
+	restore_links();
+	for (i = 0; i < g.ngitdirs; i++)
+		quarantine_indirections(g.gitdirs[i]);
 	for (i = 0; later_files[i]; i++) {
 		char *p = xasprintf("%s/%s", g.ws, later_files[i]);
 
@@ -508,9 +625,9 @@ void guard_check(void)
 	if (fd >= 0)
 		walk(&w, fd, g.ws, 0);
 	if (w.truncated)
-		msg("note: the workspace has over %d entries; nested repositories beyond them "
-		    "were not checked",
-		    GUARD_WALK_MAX_ENTRIES);
+		msg("note: the workspace has over %d entries or is deeper than %d levels; nested "
+		    "repositories beyond that were not checked",
+		    GUARD_WALK_MAX_ENTRIES, GUARD_WALK_MAX_DEPTH);
 }
 
 void guard_abort(void)
