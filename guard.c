@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,7 +228,13 @@ static void plant_gitmodules(void)
 	}
 	if (pid == 0) {
 		/* the reaper: nothing of ours open but the pipe (stdout/stderr must close
-		 * with agentjail) */
+		 * with agentjail), and out of agentjail's process group and session, so that
+		 * Ctrl-C, a hang-up or kill -PGID that ends agentjail does not end it first */
+		(void)setsid();
+		signal(SIGINT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGQUIT, SIG_IGN);
 		if (dup2(pfd[0], 3) < 0)
 			_exit(1);
 		syscall(SYS_close_range, 4, ~0U, 0);

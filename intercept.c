@@ -508,14 +508,17 @@ static int cork_flush(SSL *ssl, struct sbuf *cork)
 	return rc;
 }
 
-static int cork_add(SSL *ssl, struct sbuf *cork, const char *d, size_t n)
+static int cork_add(SSL *ssl, struct sbuf *cork, const char *d, size_t n, bool *sent)
 {
 	sbuf_add(cork, d, n);
-	return cork->n >= CORK_FLUSH ? cork_flush(ssl, cork) : 0;
+	if (cork->n < CORK_FLUSH)
+		return 0;
+	*sent = true;
+	return cork_flush(ssl, cork);
 }
 
 /* One chunk: size line, data, CRLF. */
-static int write_chunk(SSL *ssl, struct sbuf *cork, const char *d, size_t n)
+static int write_chunk(SSL *ssl, struct sbuf *cork, const char *d, size_t n, bool *sent)
 {
 	char line[24];
 	int l;
@@ -525,7 +528,7 @@ static int write_chunk(SSL *ssl, struct sbuf *cork, const char *d, size_t n)
 	l = snprintf(line, sizeof(line), "%zx\r\n", n);
 	sbuf_add(cork, line, (size_t)l);
 	sbuf_add(cork, d, n);
-	return cork_add(ssl, cork, "\r\n", 2);
+	return cork_add(ssl, cork, "\r\n", 2, sent);
 }
 
 /*
@@ -536,7 +539,7 @@ static int write_chunk(SSL *ssl, struct sbuf *cork, const char *d, size_t n)
  */
 static int relay_body(struct session *ss, struct side *from, struct side *to, enum http_body kind,
 		      uint64_t len, struct redact_stream *redact, struct body_scan *bs,
-		      struct sbuf *head)
+		      struct sbuf *head, bool *sent)
 {
 	struct http_chunked ch;
 	struct sbuf tmp = {0}; /* the cork, starting with the head when one is given */
@@ -559,7 +562,8 @@ static int relay_body(struct session *ss, struct side *from, struct side *to, en
 		if (!from->len || more) {
 			int r;
 
-			if (cork_flush(to->ssl, &tmp)) /* about to block: send what we have */
+			*sent = *sent || tmp.n; /* about to block: send what we have */
+			if (cork_flush(to->ssl, &tmp))
 				goto out;
 			r = side_fill(from);
 
@@ -595,20 +599,21 @@ static int relay_body(struct session *ss, struct side *from, struct side *to, en
 		outlen = dlen;
 		if (redact && dlen)
 			secrets_redact_feed(redact, data, dlen, &out, &outlen);
-		if (kind == HTTP_BODY_CHUNKED ? write_chunk(to->ssl, &tmp, out, outlen)
-					      : cork_add(to->ssl, &tmp, out, outlen))
+		if (kind == HTTP_BODY_CHUNKED ? write_chunk(to->ssl, &tmp, out, outlen, sent)
+					      : cork_add(to->ssl, &tmp, out, outlen, sent))
 			goto out;
 		side_consume(from, used);
 	}
 	if (redact) {
 		secrets_redact_finish(redact, &out, &outlen);
-		if (kind == HTTP_BODY_CHUNKED ? write_chunk(to->ssl, &tmp, out, outlen)
-					      : cork_add(to->ssl, &tmp, out, outlen))
+		if (kind == HTTP_BODY_CHUNKED ? write_chunk(to->ssl, &tmp, out, outlen, sent)
+					      : cork_add(to->ssl, &tmp, out, outlen, sent))
 			goto out;
 	}
 	/* Trailers are not relayed: the last chunk ends the body. */
 	if (kind == HTTP_BODY_CHUNKED)
 		sbuf_add(&tmp, "0\r\n\r\n", 5);
+	*sent = *sent || tmp.n;
 	if (cork_flush(to->ssl, &tmp))
 		goto out;
 	ret = 0;
@@ -689,6 +694,7 @@ static int relay_response(struct session *ss, const struct http_request *rq, boo
 	enum http_body kind;
 	uint64_t len = 0;
 	int ret = -1, hl;
+	bool sent = false; /* any byte of the answer reached the client */
 
 	for (;;) {
 		hl = read_response_head(ss, rs);
@@ -737,12 +743,14 @@ static int relay_response(struct session *ss, const struct http_request *rq, boo
 	}
 	/* the head goes out with the first body bytes (relay_body's cork) */
 	secrets_redact_init(&red);
-	ret = relay_body(ss, &ss->u, &ss->c, kind, len, &red, NULL, &head);
+	ret = relay_body(ss, &ss->u, &ss->c, kind, len, &red, NULL, &head, &sent);
 	secrets_redact_free(&red);
 	if (ret < 0) {
 		snprintf(why, whysz, "relaying the response body of %s failed", ss->t->host);
 		*keep = false;
-		ret = 0; /* the head went out: no error response is possible any more */
+		if (!sent)
+			goto out; /* nothing went out: the caller answers 502 */
+		ret = 0;	  /* the head went out: no error response is possible any more */
 	}
 	ss->served++;
 out:
@@ -882,7 +890,9 @@ static bool serve_request(struct session *ss, const struct http_request *rq, siz
 	if (expect && ssl_write_all(ss->c.ssl, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
 		return false;
 	if (kind != HTTP_BODY_NONE) {
-		ret = relay_body(ss, &ss->c, &ss->u, kind, blen, NULL, &bs, NULL);
+		bool up_sent = false;
+
+		ret = relay_body(ss, &ss->c, &ss->u, kind, blen, NULL, &bs, NULL, &up_sent);
 		if (ret == -2) {
 			snprintf(why, sizeof(why),
 				 "placeholder of secret %s sent to %s, where it is not bound",

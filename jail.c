@@ -374,8 +374,12 @@ static void overlay_path(const char *srcpath, const char *path, bool optional)
 	snprintf(base, sizeof(base), "/overlay/%d", overlay_seq);
 	snprintf(up, sizeof(up), "/overlay/%d/upper", overlay_seq);
 	snprintf(work, sizeof(work), "/overlay/%d/work", overlay_seq++);
-	if ((mkdir("/overlay", 0700) && errno != EEXIST) || mkdir(base, 0700) ||
-	    mkdir(up, 0755) || mkdir(work, 0700))
+	/* the upper layers get a tmpfs of their own: the staging root is small (64 MiB) */
+	if (overlay_seq == 1 && (mkdir("/overlay", 0700) ||
+				 mount("tmpfs", "/overlay", "tmpfs", MS_NOSUID | MS_NODEV,
+				       "mode=0700,size=50%")))
+		die_errno("cannot create the overlays' tmpfs");
+	if (mkdir(base, 0700) || mkdir(up, 0755) || mkdir(work, 0700))
 		die_errno("cannot create overlay layers");
 	if (chown(up, st.st_uid, st.st_gid) && errno != EINVAL)
 		die_errno("cannot prepare overlay for %s", path);

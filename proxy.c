@@ -32,12 +32,14 @@
 #include <string.h>
 #include <linux/landlock.h>
 #include <seccomp.h>
+#include <openssl/x509.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1359,10 +1361,39 @@ static const char *const read_paths[] = {
 	"/run/resolvconf", "/var/run/nscd", NULL,
 };
 
+static const char *const read_links[] = { "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf",
+					  NULL };
+
 struct ll_path_beneath {
 	uint64_t allowed_access;
 	int32_t parent_fd;
 } __attribute__((packed));
+
+/* One read rule: beneath a directory, or a single file (file rights only, or EINVAL). */
+static void allow_read(int ruleset, const char *path)
+{
+	struct ll_path_beneath pb = { .allowed_access = LANDLOCK_ACCESS_FS_READ_FILE };
+	struct stat st;
+
+	pb.parent_fd = open(path, O_PATH | O_CLOEXEC);
+	if (pb.parent_fd < 0)
+		return; /* not on this system */
+	if (!fstat(pb.parent_fd, &st) && S_ISDIR(st.st_mode))
+		pb.allowed_access |= LANDLOCK_ACCESS_FS_READ_DIR;
+	if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
+		msg("proxy: landlock rule for %s: %s", path, strerror(errno));
+	close(pb.parent_fd);
+}
+
+static void allow_read_resolved(int ruleset, const char *path)
+{
+	char *real;
+
+	if (!path || !*path || !(real = realpath(path, NULL)))
+		return;
+	allow_read(ruleset, real);
+	free(real);
+}
 
 /*
  * Landlock: from here on no filesystem writes, no execution, no bind(2), and reads only
@@ -1398,18 +1429,19 @@ static void confine_landlock(void)
 			  abi >= 4 ? sizeof(attr) : sizeof(attr.fs), 0);
 	if (fd < 0)
 		return;
-	for (size_t i = 0; read_paths[i]; i++) {
-		struct ll_path_beneath pb = {
-			.allowed_access = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR,
-		};
-
-		pb.parent_fd = open(read_paths[i], O_PATH | O_CLOEXEC);
-		if (pb.parent_fd < 0)
-			continue; /* not on this system */
-		if (syscall(SYS_landlock_add_rule, fd, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
-			msg("proxy: landlock rule for %s: %s", read_paths[i], strerror(errno));
-		close(pb.parent_fd);
-	}
+	for (size_t i = 0; read_paths[i]; i++)
+		allow_read(fd, read_paths[i]);
+	/*
+	 * Landlock checks the object a link resolves to: resolv.conf often links into /run
+	 * (NetworkManager, netconfig), and the trust store may live elsewhere (NixOS,
+	 * SSL_CERT_FILE/SSL_CERT_DIR); allow exactly where they resolve now.
+	 */
+	for (size_t i = 0; read_links[i]; i++)
+		allow_read_resolved(fd, read_links[i]);
+	allow_read_resolved(fd, getenv("SSL_CERT_FILE"));
+	allow_read_resolved(fd, getenv("SSL_CERT_DIR"));
+	allow_read_resolved(fd, X509_get_default_cert_file());
+	allow_read_resolved(fd, X509_get_default_cert_dir());
 	if (syscall(SYS_landlock_restrict_self, fd, 0) < 0)
 		msg("proxy: landlock: %s (continuing without it)", strerror(errno));
 	close(fd);
