@@ -50,6 +50,6 @@ HOME="$DEMO/home" "$AJ" -q --allow "api.example.test:$PORT" --secret GITHUB_TOKE
 	echo "inside the jail GITHUB_TOKEN=$GITHUB_TOKEN"
 	curl -sS --max-time 5 -H "Authorization: Bearer $GITHUB_TOKEN" \
 		https://api.example.test:'"$PORT"'/user | grep -o "\"[Aa]uthorization\": *\"[^\"]*\"" |
-		sed "s/^/  the upstream echoed back (redacted on the way in): /"'
+		sed "s/^/  the echo as the jail got it (the real value redacted back to the placeholder): /"'
 echo "requests in which the upstream received the real token: $(grep -c "$GITHUB_TOKEN" "$DEMO/up.log" 2>/dev/null || echo 0)"
 bold "blocked twice: no ~/.ssh in the jail, and the host is not on the allowlist; the token was usable, never readable"
