@@ -43,8 +43,10 @@ for _ in $(seq 50); do [ -s "$DEMO/up.port" ] && break; sleep 0.1; done
 PORT=$(cat "$DEMO/up.port")
 
 bold "the agent uses GITHUB_TOKEN against the allowed API (a local echo server)"
-export GITHUB_TOKEN="ghp_$(head -c 27 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 36)"
+GITHUB_TOKEN="ghp_$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 36)"
+export GITHUB_TOKEN
 echo "real token (outside): ${GITHUB_TOKEN:0:8}… (never enters the jail)"
+# shellcheck disable=SC2016 # $GITHUB_TOKEN is expanded inside the jail, on purpose
 HOME="$DEMO/home" "$AJ" -q --allow "api.example.test:$PORT" --secret GITHUB_TOKEN@api.example.test \
 	--add-host "api.example.test=127.0.0.1" --upstream-ca "$DEMO/up/ca.crt" -- sh -c '
 	echo "inside the jail GITHUB_TOKEN=$GITHUB_TOKEN"
