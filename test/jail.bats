@@ -879,3 +879,36 @@ time.sleep(60)' "$name" "$BATS_TEST_TMPDIR/abs-ready" >/dev/null 2>&1 3>&- &
 	read -r _ _ soft hard _ <<<"$output"
 	[ "$soft" -le 8192 ] && [ "$hard" -le 8192 ] || fail "not capped: $output"
 }
+
+# ---- after the run: what a bind cannot cover (guard.c) ----
+
+@test "guard: a .git/commondir written in the jail is moved aside, with a warning" {
+	git init -q .
+	jail_sep -- sh -c 'echo ../evil > .git/commondir'
+	assert_success
+	[ ! -e .git/commondir ] || fail ".git/commondir was left for git to follow"
+	[ -e .git/commondir.agentjail-quarantine ]
+	[[ "$stderr" == *"commondir"*"agentjail-quarantine"* ]] || fail "no warning: $stderr"
+}
+
+@test "guard: a gitlink to a nested repository planted in the jail is named after the run" {
+	git init -q .
+	git -c user.name=t -c user.email=t@t commit -q --allow-empty -m init
+	jail_sep -- sh -c 'git init -q sub &&
+		git -C sub -c user.name=t -c user.email=t@t commit -q --allow-empty -m s &&
+		git -C sub config core.fsmonitor "touch fsmonitor-ran; false" &&
+		git update-index --add --cacheinfo 160000,$(git -C sub rev-parse HEAD),sub'
+	assert_success
+	[[ "$stderr" == *"nested repository"*"/sub/.git"* ]] || fail "not named: $stderr"
+}
+
+@test "guard: a symlinked .git/hooks replaced by a directory in the jail is restored" {
+	git init -q .
+	mkdir shared-hooks
+	rm -rf .git/hooks
+	ln -s ../shared-hooks .git/hooks
+	jail_sep -- sh -c 'rm .git/hooks && mkdir .git/hooks && echo evil > .git/hooks/pre-commit'
+	[ -L .git/hooks ] || fail ".git/hooks is no longer the link"
+	[ ! -e shared-hooks/pre-commit ]
+	[[ "$stderr" == *"replaced the link"* ]] || fail "no warning: $stderr"
+}
