@@ -77,8 +77,8 @@
 	X(uint64_t, SSL_CTX_set_options, (SSL_CTX * c, uint64_t o), (c, o))                        \
 	V(SSL_CTX_set_verify, (SSL_CTX * c, int mode, SSL_verify_cb cb), (c, mode, cb))            \
 	X(int, SSL_CTX_up_ref, (SSL_CTX * c), (c))                                                 \
-	X(int, SSL_CTX_use_PrivateKey, (SSL_CTX * c, EVP_PKEY *k), (c, k))                         \
-	X(int, SSL_CTX_use_certificate, (SSL_CTX * c, X509 *x), (c, x))                            \
+	X(int, SSL_CTX_use_PrivateKey, (SSL_CTX * c, EVP_PKEY * k), (c, k))                        \
+	X(int, SSL_CTX_use_certificate, (SSL_CTX * c, X509 * x), (c, x))                           \
 	V(SSL_SESSION_free, (SSL_SESSION * s), (s))                                                \
 	X(int, SSL_SESSION_is_resumable, (const SSL_SESSION *s), (s))                              \
 	X(int, SSL_SESSION_up_ref, (SSL_SESSION * s), (s))                                         \
@@ -98,21 +98,24 @@
 	X(int, SSL_set1_host, (SSL * s, const char *h), (s, h))                                    \
 	X(int, SSL_set_ex_data, (SSL * s, int i, void *d), (s, i, d))                              \
 	X(int, SSL_set_fd, (SSL * s, int fd), (s, fd))                                             \
-	X(int, SSL_set_session, (SSL * s, SSL_SESSION *ss), (s, ss))                               \
+	X(int, SSL_set_session, (SSL * s, SSL_SESSION * ss), (s, ss))                              \
 	X(int, SSL_shutdown, (SSL * s), (s))                                                       \
 	X(int, SSL_write, (SSL * s, const void *b, int n), (s, b, n))                              \
 	X(const SSL_METHOD *, TLS_client_method, (void), ())                                       \
 	X(const SSL_METHOD *, TLS_server_method, (void), ())                                       \
 	X(X509_EXTENSION *, X509V3_EXT_conf_nid,                                                   \
-	  (LHASH_OF(CONF_VALUE) * conf, X509V3_CTX *c, int nid, const char *v), (conf, c, nid, v)) \
-	V(X509V3_set_ctx, (X509V3_CTX * c, X509 *i, X509 *s, X509_REQ *r, X509_CRL *crl, int f),   \
+	  (LHASH_OF(CONF_VALUE) * conf, X509V3_CTX * c, int nid, const char *v),                   \
+	  (conf, c, nid, v))                                                                       \
+	V(X509V3_set_ctx,                                                                          \
+	  (X509V3_CTX * c, X509 * i, X509 * s, X509_REQ * r, X509_CRL * crl, int f),               \
 	  (c, i, s, r, crl, f))                                                                    \
 	V(X509_EXTENSION_free, (X509_EXTENSION * e), (e))                                          \
 	X(int, X509_NAME_add_entry_by_txt,                                                         \
-	  (X509_NAME * n, const char *f, int t, const unsigned char *b, int len, int loc, int set), \
+	  (X509_NAME * n, const char *f, int t, const unsigned char *b, int len, int loc,          \
+	   int set),                                                                               \
 	  (n, f, t, b, len, loc, set))                                                             \
 	X(int, X509_VERIFY_PARAM_set1_ip_asc, (X509_VERIFY_PARAM * p, const char *ip), (p, ip))    \
-	X(int, X509_add_ext, (X509 * x, X509_EXTENSION *e, int loc), (x, e, loc))                  \
+	X(int, X509_add_ext, (X509 * x, X509_EXTENSION * e, int loc), (x, e, loc))                 \
 	V(X509_free, (X509 * x), (x))                                                              \
 	X(const ASN1_TIME *, X509_get0_notAfter, (const X509 *x), (x))                             \
 	X(const char *, X509_get_default_cert_dir, (void), ())                                     \
@@ -125,14 +128,14 @@
 	X(X509 *, X509_new, (void), ())                                                            \
 	X(int, X509_set1_notAfter, (X509 * x, const ASN1_TIME *t), (x, t))                         \
 	X(int, X509_set_issuer_name, (X509 * x, const X509_NAME *n), (x, n))                       \
-	X(int, X509_set_pubkey, (X509 * x, EVP_PKEY *k), (x, k))                                   \
+	X(int, X509_set_pubkey, (X509 * x, EVP_PKEY * k), (x, k))                                  \
 	X(int, X509_set_version, (X509 * x, long v), (x, v))                                       \
-	X(int, X509_sign, (X509 * x, EVP_PKEY *k, const EVP_MD *md), (x, k, md))                   \
+	X(int, X509_sign, (X509 * x, EVP_PKEY * k, const EVP_MD *md), (x, k, md))                  \
 	X(const char *, X509_verify_cert_error_string, (long n), (n))
 
 /* One pointer per function, typed from the header's own declaration. */
 #define X(ret, name, params, args) static __typeof__(name) *p_##name;
-#define V(name, params, args) static __typeof__(name) *p_##name;
+#define V(name, params, args)	   static __typeof__(name) *p_##name;
 OSSL_FUNCS
 static __typeof__(EVP_PKEY_Q_keygen) *p_EVP_PKEY_Q_keygen;
 #undef X
@@ -161,7 +164,7 @@ static void ossl_load_once(void)
 	if (!lib)
 		die("cannot load OpenSSL (%s): %s", OSSL_SONAME, dlerror());
 #define X(ret, name, params, args) p_##name = (__typeof__(p_##name))ossl_sym(lib, #name);
-#define V(name, params, args) p_##name = (__typeof__(p_##name))ossl_sym(lib, #name);
+#define V(name, params, args)	   p_##name = (__typeof__(p_##name))ossl_sym(lib, #name);
 	OSSL_FUNCS
 #undef X
 #undef V
