@@ -12,10 +12,11 @@ CFLAGS  ?= -O2 -g
 PKGCFLAGS = $(shell pkg-config --cflags $(PKGS))
 # OpenSSL is not linked: ossl.c loads the system's libssl.so.3 when the proxy first needs it,
 # so a start without TLS does not pay ~1 ms to relocate it, and its security updates still
-# reach agentjail without a rebuild (static linking would have stopped that).
-PKGLIBS   = $(shell pkg-config --libs $(filter-out openssl,$(PKGS)))
+# reach agentjail without a rebuild (static linking would have stopped that). libseccomp
+# is needed only to build: gen/seccomp_filter.c compiles the filters into build/.
+PKGLIBS   = $(shell pkg-config --libs $(filter-out openssl libseccomp,$(PKGS)))
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
-	   -fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -fPIE \
+	   -fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -fPIE -iquote build \
 	   -DAGENTJAIL_VERSION='"$(VERSION)"' $(PKGCFLAGS) \
 	   -DLIBCAP_VERSION='"$(shell pkg-config --modversion libcap)"' \
 	   -DINIH_VERSION='"$(shell pkg-config --modversion inih)"'
@@ -47,6 +48,13 @@ agentjail: $(OBJS)
 
 build/%.o: %.c $(HDRS) | build
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The seccomp filters, compiled to BPF on this machine (see gen/seccomp_filter.c).
+build/seccomp_bpf.h: gen/seccomp_filter.c | build
+	$(CC) $(CFLAGS) -o build/seccomp_filter $< $(shell pkg-config --libs libseccomp)
+	build/seccomp_filter > $@.tmp && mv $@.tmp $@
+build/seccomp.o build/asan/seccomp.o build/fuzz/seccomp.o build/valgrind/seccomp.o: \
+	build/seccomp_bpf.h
 
 builtin_profiles.c: $(PROFILES) profiles/embed.sh
 	sh profiles/embed.sh $(PROFILES) > $@.tmp && mv $@.tmp $@

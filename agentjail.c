@@ -11,7 +11,6 @@
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
-#include <seccomp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "jail.h"
 #include "policy.h"
 #include "proxy.h"
+#include "seccomp.h"
 
 extern char **environ;
 
@@ -118,13 +118,9 @@ static void usage(FILE *out)
 
 static void version(void)
 {
-	const struct scmp_version *sv = seccomp_version();
-
 	printf("agentjail %s\n", AGENTJAIL_VERSION);
-	printf("built with %s, libseccomp %u.%u.%u (running %u.%u.%u), libcap %s, inih %s\n",
-	       OPENSSL_VERSION_TEXT, SCMP_VER_MAJOR, SCMP_VER_MINOR, SCMP_VER_MICRO,
-	       sv ? sv->major : 0, sv ? sv->minor : 0, sv ? sv->micro : 0, LIBCAP_VERSION,
-	       INIH_VERSION);
+	printf("built with %s, libcap %s, inih %s; filters compiled by libseccomp %s\n",
+	       OPENSSL_VERSION_TEXT, LIBCAP_VERSION, INIH_VERSION, seccomp_built_with);
 	printf("running %s\n", OpenSSL_version(OPENSSL_VERSION));
 }
 

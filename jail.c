@@ -922,8 +922,6 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	sigfillset(&all);
 	sigemptyset(&none);
 	sigprocmask(SIG_BLOCK, &all, NULL);
-	if (seccomp_prepare())
-		die_errno("cannot build the seccomp filter");
 	for (i = 0; i < sizeof(fwd_signals) / sizeof(fwd_signals[0]); i++)
 		sigaction(fwd_signals[i], &sa, NULL);
 	/*

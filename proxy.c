@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/landlock.h>
-#include <seccomp.h>
 #include <openssl/x509.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -1448,42 +1447,7 @@ static void confine_landlock(void)
 }
 
 /*
- * A seccomp floor for the process that holds the secrets: nothing that would run another
- * program, reach into another process, change namespaces or mounts, or load kernel code.
- * Everything a proxy needs (sockets, poll, splice, threads, files for reading) stays.
- */
-static int confine_seccomp(void)
-{
-	static const char *const deny[] = {
-		"execve", "execveat", "ptrace", "process_vm_readv", "process_vm_writev",
-		"mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "move_mount",
-		"open_tree", "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr", "bpf",
-		"perf_event_open", "keyctl", "add_key", "request_key", "userfaultfd",
-		"init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
-		"io_uring_setup", "io_uring_enter", "io_uring_register", "swapon", "swapoff",
-		"reboot", "acct", "quotactl", "personality", "uselib", "pidfd_getfd",
-		"open_by_handle_at", "name_to_handle_at",
-	};
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	int rc = -1;
-
-	if (!ctx)
-		return -1;
-	for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]); i++) {
-		int nr = seccomp_syscall_resolve_name(deny[i]);
-
-		if (nr == __NR_SCMP_ERROR)
-			continue; /* not on this architecture */
-		if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0) < 0)
-			goto out;
-	}
-	rc = seccomp_load(ctx) < 0 ? -1 : 0;
-out:
-	seccomp_release(ctx);
-	return rc;
-}
-
-/* Called once, single-threaded, after the start-up report and before serving. */
+ * Called once, single-threaded, after the start-up report and before serving. */
 void proxy_confine(void)
 {
 	/* Run by root, the proxy would hold every capability: drop them all (bounding,
@@ -1493,7 +1457,10 @@ void proxy_confine(void)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die_errno("proxy: no_new_privs");
 	confine_landlock();
-	if (confine_seccomp() < 0)
+	/* The seccomp floor of the process that holds the secrets (gen/seccomp_filter.c):
+	 * nothing that would run another program, reach into another process, change
+	 * namespaces or mounts, or load kernel code. */
+	if (seccomp_apply_proxy() < 0)
 		die("proxy: cannot load its seccomp filter");
 }
 

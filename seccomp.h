@@ -6,9 +6,11 @@
 int caps_drop_all(void);
 /* Outside the jail: drop what capabilities this process holds (root: all of them). */
 int caps_drop_held(void);
-/* Compile the filter once (else seccomp_apply does). 0 or -1. */
-int seccomp_prepare(void);
 /* Set no_new_privs and load the jail's filter for this thread and its children. 0 or -1. */
 int seccomp_apply(void);
+/* The same with the proxy's filter (no exec, no mounts, no tracing). 0 or -1. */
+int seccomp_apply_proxy(void);
+/* The libseccomp version that compiled the filters, for --version. */
+extern const char seccomp_built_with[];
 
 #endif

@@ -18,7 +18,7 @@ FUZZ_RSS_MB  ?= 1024
 FUZZ_FLAGS   ?=
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 		-fno-omit-frame-pointer
-FUZZ_CFLAGS  = -g -O1 -std=gnu11 -D_GNU_SOURCE -DAGENTJAIL_VERSION='"$(VERSION)"' -iquote . \
+FUZZ_CFLAGS  = -g -O1 -std=gnu11 -D_GNU_SOURCE -DAGENTJAIL_VERSION='"$(VERSION)"' -iquote . -iquote build \
 	       -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers $(FUZZ_SAN) $(PKGCFLAGS)
 FUZZ_MODSRC  := $(filter-out agentjail.c builtin_profiles.c,$(wildcard *.c)) builtin_profiles.c
 FUZZ_MODOBJ  := $(FUZZ_MODSRC:%.c=build/fuzz/%.o)
