@@ -87,7 +87,11 @@ static const char *const ca_bundle_paths[] = {
 
 static volatile sig_atomic_t child_pid;
 
-#define ETC_COPY_MAX (1 << 20)
+/*
+ * /etc files up to this size are copied into the jail's tmpfs; larger ones (ld.so.cache,
+ * mime.types) are bound: copying 40-70 KiB cost ~0.15 ms each, a bind ~0.04 ms.
+ */
+#define ETC_COPY_MAX (16 << 10)
 
 /* ---- mount plan ---------------------------------------------------------------------- */
 
@@ -448,9 +452,9 @@ static char *slurp(const char *path, size_t max, size_t *len)
 /*
  * One entry of the curated /etc: a symlink is recreated (its target is read inside the
  * jail's view), a small regular file is copied into the tmpfs (a copy is much cheaper
- * than a mount, and start-up time is mostly mounts), a directory is bound. With
- * mount_setattr one recursive call at the end makes all of /etc read-only; without it
- * each bind is remounted on its own.
+ * than a mount, and start-up time is mostly mounts), a directory or a large file is
+ * bound. With mount_setattr one recursive call at the end makes all of /etc read-only;
+ * without it each bind is remounted on its own.
  */
 static void etc_entry(const char *path)
 {
