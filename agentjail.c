@@ -597,6 +597,17 @@ static void check_log_path(const struct policy *p)
  * Wait for init. The proxy is our child too: if it dies first, the jail has no network
  * from then on (its listener has no reader); say so, once, and keep waiting.
  */
+static void proxy_died(struct proxy *px, int st)
+{
+	if (WIFSIGNALED(st))
+		msg("the proxy died (signal %d); the jail had no network from then on",
+		    WTERMSIG(st));
+	else
+		msg("the proxy exited (status %d); the jail had no network from then on",
+		    WEXITSTATUS(st));
+	px->pid = -1;
+}
+
 static void wait_jail(pid_t init, struct proxy *px, int *status)
 {
 	int st;
@@ -613,16 +624,8 @@ static void wait_jail(pid_t init, struct proxy *px, int *status)
 			*status = st;
 			return;
 		}
-		if (px->pid > 0 && w == px->pid) {
-			if (WIFSIGNALED(st))
-				msg("the proxy died (signal %d); the jail had no network from then on",
-				    WTERMSIG(st));
-			else
-				msg("the proxy exited (status %d); the jail had no network from then "
-				    "on",
-				    WEXITSTATUS(st));
-			px->pid = -1;
-		}
+		if (px->pid > 0 && w == px->pid)
+			proxy_died(px, st);
 	}
 }
 
@@ -637,6 +640,21 @@ static char *const *copy_argv(char *const *argv)
 	for (i = 0; i < n; i++)
 		v[i] = xstrdup(argv[i]);
 	return v;
+}
+
+/* The second byte on the ready pipe: the command's exit code; false if init died first. */
+static bool read_code(int fd, int *code)
+{
+	unsigned char b;
+	ssize_t n;
+
+	do
+		n = read(fd, &b, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		return false;
+	*code = b;
+	return true;
 }
 
 static int run(struct policy *p)
@@ -715,8 +733,15 @@ static int run(struct policy *p)
 	do
 		n = read(ready[0], &byte, 1);
 	while (n < 0 && errno == EINTR);
-	wait_jail(pid, &px, &status);
-	code = status_code(status);
+	if (n == 1 && read_code(ready[0], &code)) {
+		/* init reported the command's status once the rest of the jail was gone;
+		 * it exits on its own (and dies with us): no need to wait for its teardown. */
+		if (px.pid > 0 && waitpid(px.pid, &status, WNOHANG) == px.pid)
+			proxy_died(&px, status);
+	} else {
+		wait_jail(pid, &px, &status);
+		code = status_code(status);
+	}
 	if (n != 1) {
 		/* init failed before the command ran; it said why on stderr. */
 		if (jail_diagnose(why, sizeof(why)))

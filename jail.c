@@ -920,6 +920,7 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	struct sigaction sa = { .sa_handler = init_forward, .sa_flags = SA_RESTART };
 	sigset_t all, none;
 	int status, code = EXIT_JAIL_FAILED;
+	unsigned char byte;
 	pid_t pid;
 	size_t i;
 
@@ -946,7 +947,6 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	child_pid = pid;
 	if (write_all(j->ready_fd, "1", 1))
 		_exit(EXIT_JAIL_FAILED);
-	close(j->ready_fd);
 	/* The monitor blocked everything around clone(); init starts with that mask. */
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (;;) {
@@ -966,6 +966,13 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	kill(-1, SIGKILL);
 	while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
 		;
+	/*
+	 * Only init is left. Tell the monitor the status now: init's own exit tears down the
+	 * mount namespace (every mount of the view) and the others, ~0.3 ms the user need
+	 * not wait for. bwrap's init reports the same way.
+	 */
+	byte = (unsigned char)code;
+	(void)write_all(j->ready_fd, &byte, 1);
 	_exit(code);
 }
 

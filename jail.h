@@ -17,7 +17,7 @@ struct jail {
 	const char *user;   /* the caller's login name, for the jail's /etc/passwd */
 	uid_t uid;          /* the caller, mapped to itself */
 	gid_t gid;
-	int ready_fd;       /* monitor's end: init writes one byte once the jail is built */
+	int ready_fd;       /* to the monitor: "1" once the command runs, then its exit code */
 	int alive_fd;       /* init's end of the monitor-alive pipe */
 	char **wipe_argv;   /* agentjail's argv, overwritten in init */
 };
@@ -25,7 +25,8 @@ struct jail {
 /*
  * Clone init into new user, mount, pid, net, ipc, uts and cgroup namespaces. Returns
  * init's pid in the monitor; init builds the jail, runs the command, and exits with the
- * command's status (128+N for signal N). -1 if the kernel refused the namespaces.
+ * command's status (128+N for signal N), which it first writes (one byte) to ready_fd once
+ * every process of the jail but itself is gone. -1 if the kernel refused the namespaces.
  */
 pid_t jail_spawn(struct jail *j);
 
