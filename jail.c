@@ -406,18 +406,37 @@ static void overlay_path(const char *srcpath, const char *path, bool optional)
 	close(lfd);
 }
 
+/*
+ * Create or replace the file PATH of the new root with DATA. The parent is opened inside
+ * the root (created if missing) and the file relative to it, never through a symlink: at
+ * every start this runs for each small /etc file, so it takes two path lookups, not five.
+ */
 static int write_in_root(const char *path, const char *data, size_t len, mode_t mode)
 {
-	int fd, rc;
+	char parent[PATH_MAX];
+	const char *base = strrchr(path, '/');
+	size_t plen;
+	int pfd, fd, rc;
 
-	if (make_mountpoint(path, true) && errno != EEXIST)
+	if (!base || !base[1])
+		return errno = EINVAL, -1;
+	plen = (size_t)(base - path);
+	if (plen >= sizeof(parent))
+		return errno = ENAMETOOLONG, -1;
+	memcpy(parent, path, plen);
+	parent[plen] = '\0';
+	pfd = open_in_root(plen ? parent : "/", O_PATH | O_DIRECTORY);
+	if (pfd < 0 && errno == ENOENT && !make_mountpoint(parent, false))
+		pfd = open_in_root(parent, O_PATH | O_DIRECTORY);
+	if (pfd < 0)
 		return -1;
-	fd = open_in_root(path, O_WRONLY | O_TRUNC);
+	fd = openat(pfd, base + 1, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+	close(pfd);
 	if (fd < 0)
 		return -1;
 	rc = write_all(fd, data, len);
 	if (!rc)
-		rc = fchmod(fd, mode);
+		rc = fchmod(fd, mode); /* exactly MODE, whatever the caller's umask */
 	close(fd);
 	return rc;
 }
