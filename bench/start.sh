@@ -6,6 +6,9 @@
 #   bubblewrap, same namespaces, same kind of mounts, running true
 #   /bin/true                                      the floor of fork+exec
 #   agentjail --allow example.test -- /bin/true    proxy on; target: <= 0.6 x bubblewrap
+#   bench/floor.c                                  the floor issue 2 names: clone into the seven
+#                                                  namespaces, /proc, a tmpfs, two ro binds, a
+#                                                  seccomp filter, exec true; nothing else
 # The commands are measured in ROUNDS (default 3) rounds of hyperfine and every sample of a
 # command pooled before taking its median, so that a burst of load from something else on the
 # machine does not land on one command only.
@@ -26,6 +29,8 @@ machine_line
 bench_tmp
 WS="$T/ws"
 mkdir -p "$WS"
+cc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$T/floor" "$BENCH_DIR/floor.c" ||
+	{ echo "bench: cannot build bench/floor.c" >&2; exit 1; }
 cd "$WS"
 
 # bubblewrap with the same namespaces (--unshare-all: user, mount, pid, net, ipc, uts,
@@ -46,9 +51,11 @@ BWRAP+=(--bind "$WS" "$WS" --tmpfs "$HOME" --proc /proc --dev /dev --tmpfs /tmp 
 "$AJ" --net none -- /bin/true || { echo "bench: agentjail --net none failed" >&2; exit 1; }
 "${BWRAP[@]}" || { echo "bench: bwrap failed" >&2; exit 1; }
 "$AJ" -q --allow example.test -- /bin/true || { echo "bench: agentjail --allow failed" >&2; exit 1; }
+"$T/floor" /bin/true || { echo "bench: floor failed" >&2; exit 1; }
 
-CMDS=("$AJ --net none -- /bin/true" "${BWRAP[*]}" "/bin/true" "$AJ -q --allow example.test -- /bin/true")
-NAMES=(agentjail-net-none bwrap true agentjail-proxy)
+CMDS=("$AJ --net none -- /bin/true" "${BWRAP[*]}" "/bin/true" "$AJ -q --allow example.test -- /bin/true"
+	"$T/floor /bin/true")
+NAMES=(agentjail-net-none bwrap true agentjail-proxy floor)
 
 section "start-to-exit: $ROUNDS rounds x $RUNS runs, $(nproc) cores, $(uname -r), user $(id -un)"
 for r in $(seq "$ROUNDS"); do
@@ -81,6 +88,11 @@ r2 = med["agentjail-proxy"] / bw
 print(f"ratio agentjail --net none / bwrap      = {r1:.2f}   (target <= 0.50: {'met' if r1 <= 0.5 else 'MISSED'})")
 print(f"ratio agentjail --allow (proxy) / bwrap = {r2:.2f}   (target <= 0.60: {'met' if r2 <= 0.6 else 'MISSED'})")
 print(f"ratio bwrap / true                      = {bw / med['true']:.2f}")
+fl = med["floor"]
+print(f"floor (bench/floor.c) / bwrap            = {fl / bw:.2f}   "
+      f"(0.5 x bwrap = {0.5 * bw:.2f} ms; the floor alone takes {fl:.2f} ms)")
+print(f"ratio agentjail --net none / floor      = {med['agentjail-net-none'] / fl:.2f}")
+print(f"ratio agentjail --allow (proxy) / floor = {med['agentjail-proxy'] / fl:.2f}")
 EOF
 echo "bwrap command: ${BWRAP[*]}"
 
