@@ -71,7 +71,8 @@ LINT_SRCS = $(filter-out builtin_profiles.c,$(wildcard *.c))
 #   after s[i-1] was not NUL, so in bounds; reported to the owner to swap the operands.
 # The compiler's own -D/-U/-I flags (from CFLAGS: feature macros, version strings), but
 # _FORTIFY_SOURCE, which wants an optimising compiler and would only warn here.
-LINT_DEFS = $(filter-out -D_FORTIFY_SOURCE%,$(filter -D% -U% -I%,$(CFLAGS)))
+# build/ holds the generated seccomp_bpf.h.
+LINT_DEFS = $(filter-out -D_FORTIFY_SOURCE%,$(filter -D% -U% -I%,$(CFLAGS))) -Ibuild
 CPPCHECK_FLAGS = --enable=warning,performance,portability --std=c11 --error-exitcode=1 \
 	--quiet -D__linux__ $(LINT_DEFS) -I. \
 	--suppress=missingIncludeSystem \
@@ -95,7 +96,7 @@ LINT_TIDY_EXCEPT := net.c:clang-analyzer-core.UndefinedBinaryOperatorResult \
 	proxy.c:clang-analyzer-core.NonNullParamChecker
 
 # Both tools always run; the target fails at the end if either found anything.
-lint: builtin_profiles.c
+lint: builtin_profiles.c build/seccomp_bpf.h
 	@rc=0; echo "cppcheck: $(LINT_SRCS)"; cppcheck $(CPPCHECK_FLAGS) $(LINT_SRCS) || rc=1; \
 	echo "clang-tidy: $(LINT_SRCS)"; \
 	for f in $(LINT_SRCS); do \
