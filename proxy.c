@@ -1384,14 +1384,11 @@ static void allow_read(int ruleset, const char *path)
 	close(pb.parent_fd);
 }
 
-static void allow_read_resolved(int ruleset, const char *path)
+/* allow_read() opens PATH following its links, so the rule lands on what it resolves to. */
+static void allow_read_opt(int ruleset, const char *path)
 {
-	char *real;
-
-	if (!path || !*path || !(real = realpath(path, NULL)))
-		return;
-	allow_read(ruleset, real);
-	free(real);
+	if (path && *path)
+		allow_read(ruleset, path);
 }
 
 /*
@@ -1436,11 +1433,15 @@ static void confine_landlock(void)
 	 * SSL_CERT_FILE/SSL_CERT_DIR); allow exactly where they resolve now.
 	 */
 	for (size_t i = 0; read_links[i]; i++)
-		allow_read_resolved(fd, read_links[i]);
-	allow_read_resolved(fd, getenv("SSL_CERT_FILE"));
-	allow_read_resolved(fd, getenv("SSL_CERT_DIR"));
-	allow_read_resolved(fd, X509_get_default_cert_file());
-	allow_read_resolved(fd, X509_get_default_cert_dir());
+		allow_read(fd, read_links[i]);
+	/* The trust store only when the proxy speaks TLS: asking OpenSSL where it is would
+	 * load OpenSSL into a proxy that only tunnels (~1 ms of its start). */
+	if (tls_enabled()) {
+		allow_read_opt(fd, getenv("SSL_CERT_FILE"));
+		allow_read_opt(fd, getenv("SSL_CERT_DIR"));
+		allow_read_opt(fd, X509_get_default_cert_file());
+		allow_read_opt(fd, X509_get_default_cert_dir());
+	}
 	if (syscall(SYS_landlock_restrict_self, fd, 0) < 0)
 		msg("proxy: landlock: %s (continuing without it)", strerror(errno));
 	close(fd);

@@ -550,3 +550,8 @@ void tls_close(SSL *ssl)
 	ERR_clear_error();
 	SSL_free(ssl);
 }
+
+bool tls_enabled(void)
+{
+	return client_ctx != NULL;
+}

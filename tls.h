@@ -5,6 +5,7 @@
 #ifndef AGENTJAIL_TLS_H
 #define AGENTJAIL_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "policy.h"
@@ -18,5 +19,8 @@ int tls_init(const struct policy *p);
 
 /* The run CA certificate as PEM (public), or NULL when there is none. */
 const char *tls_ca_pem(size_t *len);
+
+/* Whether tls_init() set up TLS at all (some secret is bound, or an upstream CA given). */
+bool tls_enabled(void);
 
 #endif

@@ -106,3 +106,30 @@ teardown() {
 	done
 	! pgrep -f -- "$m" >/dev/null || fail "left behind: $(pgrep -af -- "$m")"
 }
+
+# The proxy's maps, read as root (the proxy is not dumpable, so its own user cannot).
+proxy_maps() {
+	"$AJ" -q "$@" -- sleep 3 &
+	local aj=$! n=50 p=
+	while [ $n -gt 0 ] && [ -z "$p" ]; do
+		p="$(pgrep -P "$aj" -x agentjail-proxy | head -n1)"
+		sleep 0.1
+		n=$((n - 1))
+	done
+	sleep 0.3 # past its start-up and confinement
+	[ -n "$p" ] && cat "/proc/$p/maps"
+	kill "$aj" 2>/dev/null || true
+	wait "$aj" 2>/dev/null || true
+}
+
+@test "root: a proxy that only tunnels never loads OpenSSL; one that intercepts does" {
+	run proxy_maps --allow example.test
+	assert_success
+	assert_output --partial libc
+	refute_output --partial libssl
+	refute_output --partial libcrypto
+	export AJ_ROOT_TOKEN=root-test-value-0123456789
+	run proxy_maps --allow example.test --secret AJ_ROOT_TOKEN@example.test
+	assert_success
+	assert_output --partial libssl.so.3
+}
