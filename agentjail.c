@@ -663,6 +663,7 @@ static int run(struct policy *p)
 	static struct jail j = { .proxy_ctl = -1 };
 	int ready[2], alive[2], status, code;
 	char why[1024], byte;
+	bool defer;
 	sigset_t all, old;
 	ssize_t n;
 	pid_t pid;
@@ -688,8 +689,14 @@ static int run(struct policy *p)
 	}
 	j.gid = getgid();
 
+	/*
+	 * Without secrets the proxy's start-up report carries nothing the jail is built
+	 * from (no placeholders, no CA), so the jail is built while the proxy starts and the
+	 * report is read before init may run the command.
+	 */
+	defer = p->net == NET_PROXY && p->secrets.n == 0;
 	if (p->net == NET_PROXY) {
-		if (proxy_start(p, &px)) {
+		if (proxy_fork(p, &px) || (!defer && proxy_ready(p, &px))) {
 			guard_abort();
 			exit(EXIT_JAIL_FAILED);
 		}
@@ -724,11 +731,22 @@ static int run(struct policy *p)
 	init_pid = pid;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(ready[1]);
-	close(alive[0]);
+	if (defer && proxy_ready(p, &px)) {
+		/* init is still waiting for the go below: the command never ran */
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		guard_abort();
+		exit(EXIT_JAIL_FAILED);
+	}
 	if (px.ctl >= 0) {
 		close(px.ctl); /* init holds its copy; the proxy must see it close with init */
 		px.ctl = -1;
 	}
+	/* The go for init. alive[0] is still open here, so an init that already died cannot
+	 * make this write raise SIGPIPE; its failure shows on the ready pipe below. */
+	(void)write_all(alive[1], "g", 1);
+	close(alive[0]);
 
 	do
 		n = read(ready[0], &byte, 1);

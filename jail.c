@@ -934,6 +934,22 @@ static int wait_status_code(int status)
 }
 
 /* PID 1: run the command, forward signals to it, reap everything, exit with its status. */
+/*
+ * The monitor's go, one byte on the alive pipe, once the proxy (if any) reported that it
+ * serves: until then the command does not start. End of file: the monitor is gone.
+ */
+static void wait_go(const struct jail *j)
+{
+	ssize_t n;
+	char b;
+
+	do
+		n = read(j->alive_fd, &b, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		_exit(EXIT_JAIL_FAILED);
+}
+
 static void __attribute__((noreturn)) init_main(struct jail *j)
 {
 	struct sigaction sa = { .sa_handler = init_forward, .sa_flags = SA_RESTART };
@@ -958,6 +974,7 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 		die_errno("cannot drop capabilities");
 	if (seccomp_apply())
 		die_errno("cannot load the seccomp filter");
+	wait_go(j);
 	pid = fork();
 	if (pid < 0)
 		die_errno("fork");
@@ -1015,8 +1032,10 @@ static void __attribute__((noreturn)) init_start(struct jail *j)
 	struct pollfd pfd = { .fd = j->alive_fd, .events = POLLIN };
 	int keep[3] = { j->ready_fd, j->alive_fd, j->proxy_ctl };
 
-	/* Die with the monitor; if it is already gone, the pipe says so. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || poll(&pfd, 1, 0) != 0)
+	/* Die with the monitor; if it is already gone, the pipe says so (hang-up: its go
+	 * byte may already be there, which is not a reason to stop). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || poll(&pfd, 1, 0) < 0 ||
+	    (pfd.revents & (POLLHUP | POLLERR)))
 		_exit(EXIT_JAIL_FAILED);
 	close_fds_except(keep, 3);
 	set_maps(j);

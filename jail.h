@@ -18,7 +18,7 @@ struct jail {
 	uid_t uid;          /* the caller, mapped to itself */
 	gid_t gid;
 	int ready_fd;       /* to the monitor: "1" once the command runs, then its exit code */
-	int alive_fd;       /* init's end of the monitor-alive pipe */
+	int alive_fd;       /* init's end of the monitor-alive pipe; one byte on it is the go */
 	char **wipe_argv;   /* agentjail's argv, overwritten in init */
 };
 

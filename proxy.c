@@ -1749,7 +1749,7 @@ static int recv_startup(struct policy *p, struct proxy *px)
 	return ret;
 }
 
-int proxy_start(struct policy *p, struct proxy *px)
+int proxy_fork(struct policy *p, struct proxy *px)
 {
 	int sv[2];
 	pid_t parent = getpid(), pid;
@@ -1777,12 +1777,22 @@ int proxy_start(struct policy *p, struct proxy *px)
 	close(sv[1]);
 	px->pid = pid;
 	px->ctl = sv[0];
+	return 0;
+}
+
+int proxy_ready(struct policy *p, struct proxy *px)
+{
 	if (recv_startup(p, px) < 0) {
 		proxy_stop(px);
 		msg("the network proxy could not start");
 		return -1;
 	}
 	return 0;
+}
+
+int proxy_start(struct policy *p, struct proxy *px)
+{
+	return proxy_fork(p, px) || proxy_ready(p, px) ? -1 : 0;
 }
 
 int proxy_send_listener(int ctl, int listen_fd)

@@ -28,8 +28,14 @@ struct proxy {
 	size_t ca_pem_len;
 };
 
-/* Fork the proxy. 0, or -1 after printing why (the caller exits 125). */
+/* Fork the proxy and read its start-up report. 0, or -1 after printing why (the caller
+ * exits 125). */
 int proxy_start(struct policy *p, struct proxy *px);
+/* The same in two steps, so that the jail can be built while the proxy starts: the fork,
+ * then its report (placeholders, the run CA). Each 0, or -1 after printing why; after a
+ * failed proxy_ready() the proxy is stopped. */
+int proxy_fork(struct policy *p, struct proxy *px);
+int proxy_ready(struct policy *p, struct proxy *px);
 /* From init in the jail's netns: hand the listening socket over. 0 or -1. */
 int proxy_send_listener(int ctl, int listen_fd);
 /* Stop the proxy and wait for it. Returns its exit status as waitpid gives it. */

@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/filter.h>
 #include <linux/securebits.h>
@@ -35,7 +34,9 @@ static int load_filter(const struct sock_filter *f, size_t n)
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return -1;
-	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+	/* prctl, not seccomp(2): the same operation without flags, and the one valgrind
+	 * knows (the proxy runs under memcheck in test/faults.bats). */
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
 }
 
 int seccomp_apply(void)

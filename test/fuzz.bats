@@ -26,7 +26,7 @@ setup_file() {
 		FUZZ_DIR="$BATS_FILE_TMPDIR/tree"
 		mkdir -p "$FUZZ_DIR"
 		(cd "$REPO" && tar --exclude=./.git --exclude=./build --exclude='./fuzz/fuzz_*[!c]' \
-			--exclude='./fuzz/corpus-out' -cf - ./*.c ./*.h Makefile mk profiles fuzz) |
+			--exclude='./fuzz/corpus-out' -cf - ./*.c ./*.h Makefile mk gen profiles fuzz) |
 			tar -C "$FUZZ_DIR" -xf - || export FUZZ_BUILD_NOTE="cannot copy the tree"
 		export FUZZ_DIR
 	fi

@@ -539,3 +539,16 @@ print("done")
 	run cat "$PROXY_STDERR"
 	assert_output ""
 }
+
+@test "proxy: a proxy that fails to start while the jail is built stops the run before the command" {
+	# Without secrets the jail is built while the proxy starts; a bad --upstream-ca makes
+	# the proxy fail then. The command must never run and agentjail exits 125.
+	echo 'not a certificate' >"$BATS_TEST_TMPDIR/bad.pem"
+	run "$AJ" --allow example.test --upstream-ca "$BATS_TEST_TMPDIR/bad.pem" \
+		-- sh -c 'touch ran; echo RAN'
+	assert_equal "$status" 125
+	assert_output --partial 'upstream-ca'
+	assert_output --partial 'proxy could not start'
+	refute_output --partial RAN
+	[ ! -e "$WS/ran" ] || fail "the command ran"
+}
