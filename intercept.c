@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,7 +48,7 @@ struct side {
 	int fd;
 	char *buf;
 	size_t len;
-	size_t high;    /* the most of buf ever used: what must be wiped at the end */
+	size_t high;	/* the most of buf ever used: what must be wiped at the end */
 	uint64_t bytes; /* payload bytes relayed from this side */
 };
 
@@ -61,6 +62,24 @@ struct session {
 	struct timespec start;
 	bool unbound_any;     /* some secret is not bound to this host: scan bodies */
 	char up_why[WHY_MAX]; /* why the early upstream dial failed ("" when it did not) */
+
+	/* ---- kept-alive requests served by the event loop (see "the event loop") ---- */
+	struct http_request *rq;
+	struct http_response *rs;
+	int state;	    /* LS_* while the loop owns the session */
+	int resume;	    /* R_*: what the owner thread does when the loop hands back */
+	bool handed;	    /* the loop gave the session back (under mu) */
+	bool c_rd, u_rd;    /* that side may have bytes we have not read (edge-triggered) */
+	bool keep;	    /* the current exchange leaves the connection open */
+	size_t hl, scan;    /* request head length; end-of-head search progress */
+	uint64_t used;	    /* secrets injected into the current request */
+	struct sbuf uphead; /* the upstream request head (holds values: wiped after use) */
+	struct sbuf out;    /* a whole response for the jail */
+	struct sbuf *pend;  /* a write the loop could not finish: the owner retries it */
+	time_t idle_since;  /* CLOCK_MONOTONIC seconds of the last progress */
+	struct session *next, *prev; /* the loop's list of parked sessions */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
 };
 
 /* ---- I/O ---- */
@@ -685,10 +704,12 @@ static void build_response_head(const struct http_response *rs, enum http_body k
  * whether the connection may carry another request, or -1 (with why) before anything of
  * the final answer went to the client.
  */
-static int relay_response(struct session *ss, const struct http_request *rq, bool *keep, char *why,
-			  size_t whysz)
+static int relay_response(struct session *ss, bool *keep, char *why, size_t whysz)
 {
-	struct http_response *rs = xmalloc(sizeof(*rs));
+	/* The method as copied before the request head left the buffer (the span in the
+	 * parsed request would point at the next, pipelined, request by now). */
+	struct http_span method = {ss->method, strlen(ss->method)};
+	struct http_response *rs = ss->rs;
 	struct sbuf head = {0};
 	struct redact_stream red;
 	enum http_body kind;
@@ -713,7 +734,7 @@ static int relay_response(struct session *ss, const struct http_request *rq, boo
 			goto out;
 		}
 	}
-	if (rs->status == 101 || http_response_body(rs, rq->method, &kind, &len) < 0 ||
+	if (rs->status == 101 || http_response_body(rs, method, &kind, &len) < 0 ||
 	    kind == HTTP_BODY_TUNNEL) {
 		snprintf(why, whysz, "upstream %s sent a response that cannot be relayed",
 			 ss->t->host);
@@ -755,7 +776,6 @@ static int relay_response(struct session *ss, const struct http_request *rq, boo
 	ss->served++;
 out:
 	sbuf_free(&head);
-	free(rs);
 	return ret;
 }
 
@@ -774,125 +794,192 @@ static void set_path(struct session *ss, struct http_span path)
 		snprintf(ss->path, sizeof(ss->path), "/");
 }
 
-/* Serve one request whose head is rq (hl bytes at the start of the client buffer).
- * Returns true when the connection carries on. */
-static bool serve_request(struct session *ss, const struct http_request *rq, size_t hl)
+/* Why a request is refused before anything of it goes upstream. */
+struct verdict {
+	int status;
+	enum audit_decision d;
+	const char *secret, *rule;
+	char why[WHY_MAX];
+};
+
+/* What a checked request needs to go upstream. */
+struct checked {
+	struct http_span path;
+	enum http_body kind;
+	uint64_t blen;
+	bool keep, expect;
+};
+
+/*
+ * Every check of a request head (hl bytes at the start of the client buffer) and the
+ * rewritten head for the upstream in ss->uphead, ss->used the secrets it carries. 0, or
+ * -1 with the refusal in *v (nothing has been sent anywhere: the caller answers it).
+ * Free of side effects but ss->method/ss->path, so that the event loop can run it and
+ * leave a refusal to the session's thread, which runs it again.
+ */
+static int check_request(struct session *ss, const struct http_request *rq, size_t hl,
+			 struct checked *ck, struct verdict *v)
 {
 	const struct policy *p = ss->p;
-	char why[WHY_MAX], hostbuf[256];
-	struct http_span path = rq->target;
+	char hostbuf[256];
 	const struct http_header *hh;
-	struct sbuf head = {0};
-	struct body_scan bs = {0};
-	enum http_body kind;
-	uint64_t blen = 0, used = 0;
 	size_t from = 0;
 	const char *hit;
-	bool keep, expect;
-	int ret, port;
+	int port;
 
+	memset(ck, 0, sizeof(*ck));
+	v->secret = v->rule = NULL;
+	ck->path = rq->target;
 	snprintf(ss->method, sizeof(ss->method), "%.*s", (int)rq->method.len, rq->method.p);
 	ss->path[0] = '\0';
-	if (path.len && path.p[0] != '/') {
+	if (ck->path.len && ck->path.p[0] != '/') {
 		if (http_parse_absolute_uri(rq->target, "https", 443, hostbuf, sizeof(hostbuf),
-					    &port, &path) < 0 ||
+					    &port, &ck->path) < 0 ||
 		    strcasecmp(hostbuf, ss->t->host) || port != ss->t->port) {
 			set_path(ss, rq->target);
-			snprintf(why, sizeof(why), "request target is not on %s", ss->t->host);
+			snprintf(v->why, sizeof(v->why), "request target is not on %s",
+				 ss->t->host);
 			goto misdirected;
 		}
 	}
-	set_path(ss, path);
+	set_path(ss, ck->path);
 
 	/* Exactly one Host, naming the CONNECT target: no domain fronting. */
 	hh = http_header_find(rq->headers, rq->nheaders, "host", &from);
 	if (!hh || http_header_find(rq->headers, rq->nheaders, "host", &from) ||
 	    !authority_matches(ss, hh->value.p, hh->value.len)) {
-		snprintf(why, sizeof(why), "Host %.*s does not match the CONNECT target %s",
+		snprintf(v->why, sizeof(v->why), "Host %.*s does not match the CONNECT target %s",
 			 hh ? (int)(hh->value.len > 200 ? 200 : hh->value.len) : 6,
 			 hh ? hh->value.p : "(none)", ss->t->host);
 		goto misdirected;
 	}
 
 	/* The exfiltration guard reads the head as the jail sent it. */
-	hit = secrets_exfil_scan(p, ss->t->host, ss->c.buf, hl);
+	hit = ss->unbound_any ? secrets_exfil_scan(p, ss->t->host, ss->c.buf, hl) : NULL;
 	if (hit) {
-		snprintf(why, sizeof(why),
+		snprintf(v->why, sizeof(v->why),
 			 "placeholder of secret %s sent to %s, where it is not bound", hit,
 			 ss->t->host);
-		send_error(ss, 403, why);
-		audit_ev(ss, AUDIT_EXFIL, 403, why, hit, NULL);
-		return false;
+		v->status = 403;
+		v->d = AUDIT_EXFIL;
+		v->secret = hit;
+		return -1;
 	}
 
-	if (http_request_body(rq, &kind, &blen) < 0) {
-		send_error(ss, 400,
-			   "request body framing refused (Content-Length/Transfer-Encoding)");
-		audit_ev(ss, AUDIT_ERROR, 400, "request body framing refused", NULL, NULL);
-		return false;
+	if (http_request_body(rq, &ck->kind, &ck->blen) < 0) {
+		snprintf(v->why, sizeof(v->why), "request body framing refused");
+		v->status = 400;
+		v->d = AUDIT_ERROR;
+		return -1;
 	}
-	keep = http_request_keepalive(rq);
+	ck->keep = http_request_keepalive(rq);
 	from = 0;
 	hh = http_header_find(rq->headers, rq->nheaders, "expect", &from);
-	expect = hh && http_span_eq(hh->value, "100-continue") && kind != HTTP_BODY_NONE;
+	ck->expect = hh && http_span_eq(hh->value, "100-continue") && ck->kind != HTTP_BODY_NONE;
 	/* Sized up front so that no realloc leaves a copy of a value behind in the heap. */
-	vec_grow((void **)&head.v, &head.cap, 2 * hl + 16384, 1);
-	build_head(ss, rq, path, kind, !keep, &head, &used);
+	ss->uphead.n = 0;
+	ss->used = 0;
+	vec_grow((void **)&ss->uphead.v, &ss->uphead.cap, 2 * hl + 16384, 1);
+	build_head(ss, rq, ck->path, ck->kind, !ck->keep, &ss->uphead, &ss->used);
 
 	/* Method and path rules of every secret this request would carry. */
 	for (size_t i = 0; i < p->secrets.n; i++) {
 		const struct secret_rule *s = &p->secrets.v[i];
-		const char *q = memchr(path.p, '?', path.len);
-		size_t pl = q ? (size_t)(q - path.p) : path.len;
+		const char *q = memchr(ck->path.p, '?', ck->path.len);
+		size_t pl = q ? (size_t)(q - ck->path.p) : ck->path.len;
 
-		if (!(used & (1ULL << i)) ||
-		    !rule_refuses(s, rq->method, path.p, pl, why, sizeof(why)))
+		if (!(ss->used & (1ULL << i)) ||
+		    !rule_refuses(s, rq->method, ck->path.p, pl, v->why, sizeof(v->why)))
 			continue;
-		sbuf_free(&head);
-		send_error(ss, 403, why);
-		audit_ev(ss, AUDIT_DENY, 403, why, s->name, s->origin);
+		wipe(ss->uphead.v, ss->uphead.n);
+		ss->uphead.n = 0;
+		v->status = 403;
+		v->d = AUDIT_DENY;
+		v->secret = s->name;
+		v->rule = s->origin;
+		return -1;
+	}
+	return 0;
+
+misdirected:
+	v->status = 421;
+	v->d = AUDIT_DENY;
+	return -1;
+}
+
+static void audit_injected(struct session *ss, uint64_t used)
+{
+	const struct policy *p = ss->p;
+
+	for (size_t i = 0; i < p->secrets.n; i++)
+		if (used & (1ULL << i))
+			audit_ev(ss, AUDIT_INJECT, 0, "secret injected", p->secrets.v[i].name,
+				 p->secrets.v[i].origin);
+}
+
+static void drop_uphead(struct session *ss)
+{
+	wipe(ss->uphead.v, ss->uphead.n); /* the values */
+	ss->uphead.n = 0;
+}
+
+static bool bad_gateway(struct session *ss, const char *why)
+{
+	send_error(ss, 502, why);
+	audit_ev(ss, AUDIT_ERROR, 502, why, NULL, NULL);
+	return false;
+}
+
+/* Serve one request whose head is rq (hl bytes at the start of the client buffer), with
+ * blocking I/O. Returns true when the connection carries on. */
+static bool serve_request(struct session *ss, const struct http_request *rq, size_t hl)
+{
+	char why[WHY_MAX];
+	struct body_scan bs = {0};
+	struct checked ck;
+	struct verdict v;
+	int ret;
+
+	if (check_request(ss, rq, hl, &ck, &v) < 0) {
+		send_error(ss, v.status,
+			   v.status == 400 ? "request body framing refused "
+					     "(Content-Length/Transfer-Encoding)"
+					   : v.why);
+		audit_ev(ss, v.d, v.status, v.why, v.secret, v.rule);
 		return false;
 	}
-
 	if (ss->up_why[0]) { /* the early dial failed: report that once */
 		snprintf(why, sizeof(why), "%s", ss->up_why);
 		ss->up_why[0] = '\0';
-		sbuf_free(&head);
-		send_error(ss, 502, why);
-		audit_ev(ss, AUDIT_ERROR, 502, why, NULL, NULL);
-		return false;
+		drop_uphead(ss);
+		return bad_gateway(ss, why);
 	}
 	/* (before the first exchange, readable means session tickets, not a close) */
 	if (ss->u.ssl && ss->served && upstream_stale(ss))
 		upstream_close(ss);
 	if (!ss->u.ssl && upstream_open(ss, why, sizeof(why)) < 0) {
-		sbuf_free(&head);
-		send_error(ss, 502, why);
-		audit_ev(ss, AUDIT_ERROR, 502, why, NULL, NULL);
-		return false;
+		drop_uphead(ss);
+		return bad_gateway(ss, why);
 	}
 	side_consume(&ss->c, hl);
-	ret = ssl_write_all(ss->u.ssl, head.v, head.n);
-	sbuf_free(&head); /* wipes the values */
+	ret = ssl_write_all(ss->u.ssl, ss->uphead.v, ss->uphead.n);
+	drop_uphead(ss);
 	if (ret < 0) {
 		snprintf(why, sizeof(why), "upstream %s closed the connection", ss->t->host);
-		goto bad_gateway;
+		return bad_gateway(ss, why);
 	}
-	for (size_t i = 0; i < p->secrets.n; i++)
-		if (used & (1ULL << i))
-			audit_ev(ss, AUDIT_INJECT, 0, "secret injected", p->secrets.v[i].name,
-				 p->secrets.v[i].origin);
+	audit_injected(ss, ss->used);
 
 	/*
 	 * Expect: 100-continue is answered here and not forwarded: an upstream that ignores
 	 * it would wait for the body while we waited for its 100. The body then streams.
 	 */
-	if (expect && ssl_write_all(ss->c.ssl, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+	if (ck.expect && ssl_write_all(ss->c.ssl, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
 		return false;
-	if (kind != HTTP_BODY_NONE) {
+	if (ck.kind != HTTP_BODY_NONE) {
 		bool up_sent = false;
 
-		ret = relay_body(ss, &ss->c, &ss->u, kind, blen, NULL, &bs, NULL, &up_sent);
+		ret = relay_body(ss, &ss->c, &ss->u, ck.kind, ck.blen, NULL, &bs, NULL, &up_sent);
 		if (ret == -2) {
 			snprintf(why, sizeof(why),
 				 "placeholder of secret %s sent to %s, where it is not bound",
@@ -907,21 +994,13 @@ static bool serve_request(struct session *ss, const struct http_request *rq, siz
 		if (ret < 0) {
 			snprintf(why, sizeof(why), "relaying the request body to %s failed",
 				 ss->t->host);
-			goto bad_gateway;
+			return bad_gateway(ss, why);
 		}
 	}
-	if (relay_response(ss, rq, &keep, why, sizeof(why)) < 0)
-		goto bad_gateway;
-	return keep;
-
-misdirected:
-	send_error(ss, 421, why);
-	audit_ev(ss, AUDIT_DENY, 421, why, NULL, NULL);
-	return false;
-bad_gateway:
-	send_error(ss, 502, why);
-	audit_ev(ss, AUDIT_ERROR, 502, why, NULL, NULL);
-	return false;
+	ss->keep = ck.keep;
+	if (relay_response(ss, &ss->keep, why, sizeof(why)) < 0)
+		return bad_gateway(ss, why);
+	return ss->keep;
 }
 
 /* Read the next request head. > 0 its length, 0 clean end, < 0 an HTTP status to send. */
@@ -944,10 +1023,464 @@ static int read_request_head(struct session *ss, struct http_request *rq)
 	}
 }
 
+/* Read and serve the next request with blocking I/O. True when the connection carries on. */
+static bool serve_next(struct session *ss)
+{
+	char why[WHY_MAX];
+	int r = read_request_head(ss, ss->rq);
+
+	if (r == 0)
+		return false;
+	if (r < 0) {
+		ss->method[0] = '\0';
+		snprintf(why, sizeof(why), "malformed request (%s)",
+			 r == -431   ? "head too large"
+			 : r == -505 ? "not HTTP/1.x"
+				     : "parse");
+		send_error(ss, -r, why);
+		audit_ev(ss, AUDIT_ERROR, -r, why, NULL, NULL);
+		return false;
+	}
+	return serve_request(ss, ss->rq, (size_t)r);
+}
+
+/* ---- the event loop ----
+ *
+ * A session thread blocked in read() costs two context switches per kept-alive request
+ * (one per side), and on a busy machine those switches were most of the proxy's CPU. So
+ * between requests a session is parked: its thread sleeps on a condition variable and one
+ * event-loop thread serves the common exchange with non-blocking I/O: a request without a
+ * body whose checks pass, on a live upstream connection, and a response whose head and
+ * Content-Length body fit in the buffer. Everything else (a body to stream, a refusal, an
+ * error, a redial, a write that would block, a 1xx answer, chunked or large bodies) is
+ * handed back to the session's thread *before* anything of it is sent, and that thread
+ * serves the exchange with the blocking code above, then parks the session again. The
+ * loop only ever sees complete, buffered messages, so the checks, the rewriting and the
+ * redaction are the very same functions either way.
+ */
+
+enum { LS_WAIT_REQ, LS_WAIT_RESP, LS_HANDED };
+enum {
+	R_NONE,	   /* no loop: serve with blocking I/O */
+	R_END,	   /* the session is over */
+	R_CLASSIC, /* read (what is buffered and more) and serve the next request */
+	R_SERVE,   /* serve the parsed request at the head of the client buffer */
+	R_UPWRITE, /* finish sending ss->pend (the request head) upstream, then the response */
+	R_RESP,	   /* the request went upstream: relay the response */
+	R_CWRITE,  /* finish sending ss->pend (a whole response) to the client */
+	R_TIMEOUT, /* the upstream did not answer in IO_TIMEOUT_S */
+};
+
+#define LOOP_EVENTS   64
+#define LOOP_SWEEP_MS 5000
+
+static struct {
+	int epfd;
+	pthread_mutex_t lock; /* the list of parked sessions */
+	struct session *list;
+	bool ok;
+} lp = {.epfd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+static pthread_once_t lp_once = PTHREAD_ONCE_INIT;
+
+static time_t mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static int set_nonblock(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -1;
+	if (!!(fl & O_NONBLOCK) == on)
+		return 0;
+	return fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+/* Non-blocking read into s->buf: > 0 bytes, 0 would block, -1 end of stream or error
+ * (or a TLS state the blocking code must handle). */
+static int nb_fill(struct side *s, bool *rd)
+{
+	int r;
+
+	if (s->len >= BUF_CAP)
+		return -1;
+	r = SSL_read(s->ssl, s->buf + s->len, (int)(BUF_CAP - s->len));
+	if (r > 0) {
+		s->len += (size_t)r;
+		if (s->len > s->high)
+			s->high = s->len;
+		return r;
+	}
+	if (SSL_get_error(s->ssl, r) == SSL_ERROR_WANT_READ) {
+		*rd = false;
+		return 0;
+	}
+	return -1;
+}
+
+/* The owner thread's part: mark the session handed back and wake it. The loop must not
+ * touch the session afterwards (the owner may end it at once). */
+static void wake_owner(struct session *ss)
+{
+	pthread_mutex_lock(&ss->mu);
+	ss->handed = true;
+	pthread_cond_signal(&ss->cv);
+	pthread_mutex_unlock(&ss->mu);
+}
+
+static void loop_unlist(struct session *ss)
+{
+	pthread_mutex_lock(&lp.lock);
+	if (ss->prev)
+		ss->prev->next = ss->next;
+	else
+		lp.list = ss->next;
+	if (ss->next)
+		ss->next->prev = ss->prev;
+	ss->next = ss->prev = NULL;
+	pthread_mutex_unlock(&lp.lock);
+}
+
+/* Stop watching the session and note what its thread must do; wake_owner() follows once
+ * the current batch of events is done with. */
+static void handoff(struct session *ss, int resume)
+{
+	(void)epoll_ctl(lp.epfd, EPOLL_CTL_DEL, ss->c.fd, NULL);
+	if (ss->u.fd >= 0)
+		(void)epoll_ctl(lp.epfd, EPOLL_CTL_DEL, ss->u.fd, NULL);
+	loop_unlist(ss);
+	ss->resume = resume;
+	ss->state = LS_HANDED;
+}
+
+static void loop_drop_upstream(struct session *ss)
+{
+	(void)epoll_ctl(lp.epfd, EPOLL_CTL_DEL, ss->u.fd, NULL);
+	upstream_close(ss);
+	ss->u_rd = false;
+}
+
+/*
+ * A complete request head is buffered: check it, rewrite it and send it upstream if it
+ * is one the loop serves. R_NONE when it went out (wait for the response), else what the
+ * session's thread must do (nothing has been sent then, but for R_UPWRITE).
+ */
+static int loop_request(struct session *ss)
+{
+	struct checked ck;
+	struct verdict v;
+	int w;
+
+	if (!ss->u.ssl || ss->up_why[0] || ss->u.len || SSL_has_pending(ss->u.ssl))
+		return R_SERVE; /* to dial, to report, or stale */
+	if (check_request(ss, ss->rq, ss->hl, &ck, &v) < 0 || ck.kind != HTTP_BODY_NONE) {
+		drop_uphead(ss);
+		return R_SERVE;
+	}
+	side_consume(&ss->c, ss->hl);
+	ss->keep = ck.keep;
+	w = SSL_write(ss->u.ssl, ss->uphead.v, (int)ss->uphead.n);
+	if (w <= 0) {
+		ss->pend = &ss->uphead; /* retried as is (same buffer, same length) */
+		return R_UPWRITE;
+	}
+	drop_uphead(ss);
+	audit_injected(ss, ss->used);
+	return R_NONE;
+}
+
+/*
+ * The response head is parsed (hl bytes): if the loop can relay it, wait for the whole
+ * body and send head and body to the client in one write. R_NONE when sent (or when more
+ * bytes are needed: *more), else what the session's thread must do.
+ */
+static int loop_response(struct session *ss, size_t hl, bool *more)
+{
+	struct http_response *rs = ss->rs;
+	struct http_span method = {ss->method, strlen(ss->method)};
+	enum http_body kind;
+	uint64_t len = 0;
+	int w;
+
+	*more = false;
+	if (rs->status < 200 || http_response_body(rs, method, &kind, &len) < 0 ||
+	    (kind != HTTP_BODY_NONE && kind != HTTP_BODY_LENGTH) || len > BUF_CAP - hl ||
+	    (kind != HTTP_BODY_NONE && compressed(rs)))
+		return R_RESP;
+	if (ss->u.len < hl + len) {
+		*more = true;
+		return R_NONE;
+	}
+	ss->keep = ss->keep && http_response_keepalive(rs);
+	ss->out.n = 0;
+	build_response_head(rs, kind, !ss->keep, &ss->out);
+	if (len) {
+		size_t at = ss->out.n;
+
+		sbuf_add(&ss->out, ss->u.buf + hl, (size_t)len);
+		/* the whole body at once: what secrets_redact_feed + _finish would do */
+		secrets_redact_buf(ss->out.v + at, (size_t)len);
+	}
+	ss->u.bytes += len;
+	side_consume(&ss->u, hl + (size_t)len);
+	w = SSL_write(ss->c.ssl, ss->out.v, (int)ss->out.n);
+	if (w <= 0) {
+		ss->pend = &ss->out;
+		return R_CWRITE;
+	}
+	ss->served++;
+	return ss->keep ? R_NONE : R_END;
+}
+
+/* Run the session's state machine as far as the buffered and readable bytes go. */
+static void loop_step(struct session *ss)
+{
+	for (;;) {
+		int r, x;
+		bool more;
+
+		if (ss->state == LS_WAIT_REQ) {
+			/* Between exchanges the upstream may only send TLS records without
+			 * data (session tickets); data or a close means it is stale. */
+			if (ss->u.ssl && (ss->u_rd || SSL_has_pending(ss->u.ssl)) &&
+			    nb_fill(&ss->u, &ss->u_rd) != 0)
+				loop_drop_upstream(ss);
+			r = ss->c.len ? http_parse_request(ss->c.buf, ss->c.len, &ss->scan, ss->rq)
+				      : 0;
+			if (r < 0)
+				return handoff(ss, R_CLASSIC);
+			if (r == 0) {
+				if (ss->c.len >= HTTP_MAX_HEAD)
+					return handoff(ss, R_CLASSIC);
+				if (!ss->c_rd && !SSL_has_pending(ss->c.ssl))
+					return;
+				r = nb_fill(&ss->c, &ss->c_rd);
+				if (r < 0)
+					return handoff(ss, ss->c.len ? R_CLASSIC : R_END);
+				if (r == 0)
+					return; /* (a partial record: its rest comes with an event)
+						 */
+				continue;
+			}
+			ss->hl = (size_t)r;
+			ss->scan = 0;
+			x = loop_request(ss);
+			if (x != R_NONE)
+				return handoff(ss, x);
+			ss->state = LS_WAIT_RESP;
+			ss->idle_since = mono_s();
+			continue;
+		}
+		r = ss->u.len ? http_parse_response(ss->u.buf, ss->u.len, &ss->scan, ss->rs) : 0;
+		if (r < 0)
+			return handoff(ss, R_RESP);
+		more = r == 0;
+		if (r > 0) {
+			x = loop_response(ss, (size_t)r, &more);
+			if (x != R_NONE)
+				return handoff(ss, x);
+		}
+		if (more) {
+			if (ss->u.len >= BUF_CAP)
+				return handoff(ss, R_RESP);
+			if (!ss->u_rd && !SSL_has_pending(ss->u.ssl))
+				return;
+			r = nb_fill(&ss->u, &ss->u_rd);
+			if (r < 0)
+				return handoff(ss, R_RESP); /* the thread reports it */
+			if (r == 0)
+				return;
+			continue;
+		}
+		ss->state = LS_WAIT_REQ;
+		ss->scan = 0;
+		ss->idle_since = mono_s();
+	}
+}
+
+/* Sessions idle past IO_TIMEOUT_S go back to their threads (as a blocking read would
+ * have timed out). Called with no batch of events pending. */
+static void loop_sweep(void)
+{
+	struct session *woken[LOOP_EVENTS];
+	size_t n = 0;
+	time_t now = mono_s();
+
+	pthread_mutex_lock(&lp.lock);
+	for (struct session *ss = lp.list; ss && n < LOOP_EVENTS; ss = ss->next)
+		if (now - ss->idle_since >= IO_TIMEOUT_S)
+			woken[n++] = ss;
+	pthread_mutex_unlock(&lp.lock);
+	for (size_t i = 0; i < n; i++) {
+		handoff(woken[i], woken[i]->state == LS_WAIT_RESP ? R_TIMEOUT : R_END);
+		wake_owner(woken[i]);
+	}
+}
+
+static void *loop_main(void *arg)
+{
+	struct epoll_event ev[LOOP_EVENTS];
+	struct session *woken[LOOP_EVENTS];
+	struct timespec last, now;
+
+	(void)arg;
+	clock_gettime(CLOCK_MONOTONIC, &last);
+	for (;;) {
+		int n = epoll_wait(lp.epfd, ev, LOOP_EVENTS, LOOP_SWEEP_MS);
+		size_t nw = 0;
+
+		if (n < 0 && errno != EINTR)
+			die_errno("epoll_wait");
+		for (int i = 0; i < n; i++) {
+			uintptr_t tag = (uintptr_t)ev[i].data.ptr;
+			struct session *ss = (struct session *)(tag & ~(uintptr_t)1);
+
+			if (ss->state == LS_HANDED)
+				continue; /* handed back earlier in this batch */
+			if (tag & 1) {
+				if (!ss->u.ssl)
+					continue; /* dropped earlier in this batch */
+				ss->u_rd = true;
+			} else {
+				ss->c_rd = true;
+			}
+			loop_step(ss);
+			if (ss->state == LS_HANDED)
+				woken[nw++] = ss;
+		}
+		for (size_t i = 0; i < nw; i++)
+			wake_owner(woken[i]);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 >=
+		    LOOP_SWEEP_MS) {
+			last = now;
+			loop_sweep();
+		}
+	}
+	return NULL;
+}
+
+static void loop_start(void)
+{
+	pthread_attr_t a;
+	pthread_t th;
+
+	lp.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (lp.epfd < 0)
+		return;
+	if (pthread_attr_init(&a) != 0)
+		return;
+	(void)pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	(void)pthread_attr_setstacksize(&a, 256 * 1024);
+	lp.ok = pthread_create(&th, &a, loop_main, NULL) == 0;
+	pthread_attr_destroy(&a);
+}
+
+static int watch(struct session *ss, int fd, uintptr_t side)
+{
+	struct epoll_event ev = {
+	    .events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+	    .data.ptr = (void *)((uintptr_t)ss | side),
+	};
+
+	return epoll_ctl(lp.epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/*
+ * Park the session in the loop until it hands the session back; what to do then (R_*).
+ * R_CLASSIC at once when bytes are already buffered (no event would announce them).
+ */
+static int park(struct session *ss)
+{
+	pthread_once(&lp_once, loop_start);
+	if (!lp.ok)
+		return R_NONE;
+	if (ss->c.len || SSL_has_pending(ss->c.ssl))
+		return R_CLASSIC;
+	if (set_nonblock(ss->c.fd, true) < 0 || (ss->u.fd >= 0 && set_nonblock(ss->u.fd, true) < 0))
+		goto blocking;
+	ss->state = LS_WAIT_REQ;
+	ss->resume = R_NONE;
+	ss->handed = false;
+	ss->scan = 0;
+	ss->c_rd = ss->u_rd = false; /* registering reports what is already readable */
+	ss->idle_since = mono_s();
+	pthread_mutex_lock(&lp.lock);
+	ss->prev = NULL;
+	ss->next = lp.list;
+	if (lp.list)
+		lp.list->prev = ss;
+	lp.list = ss;
+	pthread_mutex_unlock(&lp.lock);
+	/* the session is complete before the loop can see it: from here on it is the loop's */
+	if (ss->u.fd >= 0 && watch(ss, ss->u.fd, 1) < 0) {
+		loop_unlist(ss);
+		goto blocking;
+	}
+	if (watch(ss, ss->c.fd, 0) < 0) {
+		if (ss->u.fd >= 0)
+			(void)epoll_ctl(lp.epfd, EPOLL_CTL_DEL, ss->u.fd, NULL);
+		loop_unlist(ss);
+		goto blocking;
+	}
+	pthread_mutex_lock(&ss->mu);
+	while (!ss->handed)
+		pthread_cond_wait(&ss->cv, &ss->mu);
+	pthread_mutex_unlock(&ss->mu);
+blocking:
+	/* back to blocking I/O with socket timeouts (the loop may have dropped the upstream) */
+	(void)set_nonblock(ss->c.fd, false);
+	if (ss->u.fd >= 0)
+		(void)set_nonblock(ss->u.fd, false);
+	return ss->handed ? ss->resume : R_CLASSIC;
+}
+
+/* Carry on, with blocking I/O, where the loop handed the session back. True when the
+ * connection carries on. */
+static bool resume_session(struct session *ss, int r)
+{
+	char why[WHY_MAX];
+
+	switch (r) {
+	case R_END:
+		return false;
+	case R_SERVE:
+		return serve_request(ss, ss->rq, ss->hl);
+	case R_UPWRITE:
+		r = ssl_write_all(ss->u.ssl, ss->pend->v, ss->pend->n);
+		drop_uphead(ss);
+		if (r < 0) {
+			snprintf(why, sizeof(why), "upstream %s closed the connection",
+				 ss->t->host);
+			return bad_gateway(ss, why);
+		}
+		audit_injected(ss, ss->used);
+		/* fall through */
+	case R_RESP:
+		if (relay_response(ss, &ss->keep, why, sizeof(why)) < 0)
+			return bad_gateway(ss, why);
+		return ss->keep;
+	case R_CWRITE:
+		if (ssl_write_all(ss->c.ssl, ss->pend->v, ss->pend->n) < 0)
+			return false;
+		ss->served++;
+		return ss->keep;
+	case R_TIMEOUT:
+		snprintf(why, sizeof(why), "upstream %s sent no response", ss->t->host);
+		return bad_gateway(ss, why);
+	default:
+		return serve_next(ss);
+	}
+}
+
 void intercept_session(int client_fd, const struct intercept_target *t, const struct policy *p)
 {
 	struct session ss = {.t = t, .p = p, .c = {.fd = client_fd}, .u = {.fd = -1}};
-	struct http_request *rq = xmalloc(sizeof(*rq));
 	char why[WHY_MAX];
 	pthread_t dialer;
 	bool dialing;
@@ -968,34 +1501,29 @@ void intercept_session(int client_fd, const struct intercept_target *t, const st
 	if (!ss.c.ssl) {
 		upstream_close(&ss);
 		audit_ev(&ss, strstr(why, "SNI") ? AUDIT_DENY : AUDIT_ERROR, 0, why, NULL, NULL);
-		free(rq);
 		return;
 	}
+	ss.rq = xmalloc(sizeof(*ss.rq));
+	ss.rs = xmalloc(sizeof(*ss.rs));
 	ss.c.buf = xmalloc(BUF_CAP);
 	ss.u.buf = xmalloc(BUF_CAP);
-	for (;;) {
-		int r = read_request_head(&ss, rq);
-
-		if (r == 0)
-			break;
-		if (r < 0) {
-			ss.method[0] = '\0';
-			snprintf(why, sizeof(why), "malformed request (%s)",
-				 r == -431   ? "head too large"
-				 : r == -505 ? "not HTTP/1.x"
-					     : "parse");
-			send_error(&ss, -r, why);
-			audit_ev(&ss, AUDIT_ERROR, -r, why, NULL, NULL);
-			break;
-		}
-		if (!serve_request(&ss, rq, (size_t)r))
-			break;
-	}
+	pthread_mutex_init(&ss.mu, NULL);
+	pthread_cond_init(&ss.cv, NULL);
+	/* The first request is served here (it may report a failed early dial, and the
+	 * client has usually sent it with its handshake); the kept-alive ones in the loop. */
+	if (serve_next(&ss))
+		while (resume_session(&ss, park(&ss)))
+			;
 	upstream_close(&ss);
 	tls_close(ss.c.ssl);
 	wipe(ss.c.buf, ss.c.high); /* only what was ever written: the rest was never touched */
 	wipe(ss.u.buf, ss.u.high);
 	free(ss.c.buf);
 	free(ss.u.buf);
-	free(rq);
+	sbuf_free(&ss.uphead);
+	sbuf_free(&ss.out);
+	pthread_cond_destroy(&ss.cv);
+	pthread_mutex_destroy(&ss.mu);
+	free(ss.rq);
+	free(ss.rs);
 }

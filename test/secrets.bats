@@ -439,3 +439,104 @@ EOF
 	[ "$status" -eq 125 ]
 	[[ "$stderr" == *"GH_TOKEN"* ]]
 }
+
+# Kept-alive requests after the first are served by the proxy's event loop, which hands
+# anything but a plain exchange back to the session's thread: every check must hold on
+# either path, and the hand-offs must keep the connection's byte stream intact.
+@test "secrets: kept-alive requests keep every check (event loop and hand-offs)" {
+	cat >"$WS/ka.py" <<'PY'
+import os, socket, ssl, sys, time, urllib.parse
+px = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+port = int(sys.argv[1])
+tok, other = os.environ["GH_TOKEN"], os.environ["OTHER"]
+ctx = ssl.create_default_context()
+
+def connect(host):
+    s = socket.create_connection((px.hostname, px.port))
+    s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port, host.encode(), port))
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += s.recv(1)
+    assert b" 200 " in head.split(b"\r\n")[0], head
+    t = ctx.wrap_socket(s, server_hostname=host)
+    return t, t.makefile("rb")
+
+def send(t, method, path, host="api.example.test", extra=b"", body=b""):
+    t.sendall(request(method, path, host, extra, body))
+
+def request(method, path, host="api.example.test", extra=b"", body=b""):
+    h = b"%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: token %s\r\n" % (
+        method.encode(), path.encode(), host.encode(), port, tok.encode())
+    if body:
+        h += b"Content-Length: %d\r\n" % len(body)
+    return h + extra + b"\r\n" + body
+
+def response(f, method="GET"):
+    line = f.readline()
+    if not line:
+        return None, {}, b""
+    status = int(line.split()[1])
+    hdrs = {}
+    while True:
+        l = f.readline()
+        if l in (b"\r\n", b""):
+            break
+        k, v = l.decode().split(":", 1)
+        hdrs[k.strip().lower()] = v.strip()
+    n = int(hdrs.get("content-length", "0"))
+    return status, hdrs, (f.read(n) if method != "HEAD" else b"")
+
+t, f = connect("api.example.test")
+for i in range(3):
+    send(t, "GET", "/k%d" % i, extra=b"X-Upstream-Echo-Headers: 1\r\n")
+    st, h, b = response(f)
+    assert st == 200 and h["x-echo-authorization"] == "token " + tok, (st, h)
+    assert tok.encode() in b and b'"/k%d"' % i in b, b
+send(t, "POST", "/post", body=b"hello")
+st, h, b = response(f)
+assert st == 200 and b'"body_len": 5' in b, (st, b)
+send(t, "GET", "/bytes/300000")
+st, h, b = response(f)
+assert st == 200 and len(b) == 300000, (st, len(b))
+send(t, "HEAD", "/head")
+st, h, b = response(f, "HEAD")
+assert st == 200 and b == b"", (st, b)
+# pipelined, HEAD first: its answer has no body whatever the next request is
+t.sendall(request("HEAD", "/p1") + request("GET", "/p2"))
+st, h, b = response(f, "HEAD")
+assert st == 200 and b == b"", (st, b)
+st, h, b = response(f)
+assert st == 200 and b'"/p2"' in b, (st, b)
+time.sleep(0.3)
+send(t, "GET", "/idle")
+st, h, b = response(f)
+assert st == 200 and b'"/idle"' in b, (st, b)
+send(t, "GET", "/leak", extra=b"X-Other: %s\r\n" % other.encode())
+st, h, b = response(f)
+assert st == 403 and b"OTHER" in b, (st, b)
+assert response(f)[0] is None
+print("conn1-ok")
+
+t, f = connect("api.example.test")
+send(t, "GET", "/m1")
+assert response(f)[0] == 200
+send(t, "GET", "/m2", host="other.test")
+st, h, b = response(f)
+assert st == 421, (st, b)
+print("conn2-ok")
+PY
+	export OTHER="$OTHER_VALUE"
+	aj_sep "${BASE[@]}" --secret GH_TOKEN@api.example.test --secret OTHER@other.test -- \
+		/usr/bin/python3 ka.py "$P"
+	[ "$status" -eq 0 ] || fail "status $status: $output $stderr"
+	assert_line conn1-ok
+	assert_line conn2-ok
+	refute_output --partial "$GH_VALUE"
+	[ "$(grep -F '"path": "/k2"' "$UPSTREAM_LOG" | grep -cF "token $GH_VALUE")" -eq 1 ]
+	[ "$(grep -F '"path": "/p2"' "$UPSTREAM_LOG" | grep -cF "token $GH_VALUE")" -eq 1 ]
+	! grep -F '"path": "/leak"' "$UPSTREAM_LOG"
+	! grep -F '"path": "/m2"' "$UPSTREAM_LOG"
+	grep '"decision":"exfil"' "$AUDIT" | grep -F '"secret":"OTHER"'
+	grep '"status":421' "$AUDIT"
+	[ "$(grep '"decision":"inject"' "$AUDIT" | grep -c '"secret":"GH_TOKEN"')" -ge 10 ]
+}
