@@ -50,6 +50,7 @@ struct side {
 	size_t len;
 	size_t high;	/* the most of buf ever used: what must be wiped at the end */
 	uint64_t bytes; /* payload bytes relayed from this side */
+	bool drained;	/* the last read(2) under SSL_read came back short: nothing left */
 };
 
 struct session {
@@ -1101,6 +1102,36 @@ static int set_nonblock(int fd, bool on)
 	return fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
 }
 
+/*
+ * Called around every operation on a side's socket BIO: note whether the last read(2)
+ * emptied the socket (it returned less than asked for). Edge-triggered epoll reports
+ * any byte that arrives after that read, so the side needs no further read until then;
+ * without this, every exchange cost one more read(2) that could only say EAGAIN.
+ */
+static long bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
+		   size_t *processed)
+{
+	(void)argp;
+	(void)argi;
+	(void)argl;
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+		bool *drained = (bool *)BIO_get_callback_arg(b);
+
+		*drained = ret <= 0 || !processed || *processed < len;
+	}
+	return ret;
+}
+
+static void watch_drain(struct side *s)
+{
+	BIO *b = SSL_get_rbio(s->ssl);
+
+	if (b && BIO_get_callback_ex(b) != bio_cb) {
+		BIO_set_callback_arg(b, (char *)&s->drained);
+		BIO_set_callback_ex(b, bio_cb);
+	}
+}
+
 /* Non-blocking read into s->buf: > 0 bytes, 0 would block, -1 end of stream or error
  * (or a TLS state the blocking code must handle). */
 static int nb_fill(struct side *s, bool *rd)
@@ -1114,6 +1145,8 @@ static int nb_fill(struct side *s, bool *rd)
 		s->len += (size_t)r;
 		if (s->len > s->high)
 			s->high = s->len;
+		if (s->drained) /* (reset by every event: a read since then came back short) */
+			*rd = false;
 		return r;
 	}
 	if (SSL_get_error(s->ssl, r) == SSL_ERROR_WANT_READ) {
@@ -1346,8 +1379,10 @@ static void *loop_main(void *arg)
 				if (!ss->u.ssl)
 					continue; /* dropped earlier in this batch */
 				ss->u_rd = true;
+				ss->u.drained = false;
 			} else {
 				ss->c_rd = true;
+				ss->c.drained = false;
 			}
 			loop_step(ss);
 			if (ss->state == LS_HANDED)
@@ -1409,6 +1444,10 @@ static int park(struct session *ss)
 	ss->handed = false;
 	ss->scan = 0;
 	ss->c_rd = ss->u_rd = false; /* registering reports what is already readable */
+	ss->c.drained = ss->u.drained = false;
+	watch_drain(&ss->c);
+	if (ss->u.ssl)
+		watch_drain(&ss->u);
 	ss->idle_since = mono_s();
 	pthread_mutex_lock(&lp.lock);
 	ss->prev = NULL;
