@@ -19,14 +19,11 @@ static int lower(int c)
 
 bool http_span_eq(struct http_span s, const char *str)
 {
-	size_t n = strlen(str);
-
-	if (s.len != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (lower((unsigned char)s.p[i]) != lower((unsigned char)str[i]))
+	/* no strlen(): most calls differ at the first byte (hop-by-hop lists, header names) */
+	for (size_t i = 0; i < s.len; i++)
+		if (!str[i] || lower((unsigned char)s.p[i]) != lower((unsigned char)str[i]))
 			return false;
-	return true;
+	return str[s.len] == '\0';
 }
 
 /*

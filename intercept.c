@@ -79,6 +79,7 @@ struct session {
 	struct sbuf *pend;  /* a write the loop could not finish: the owner retries it */
 	time_t idle_since;  /* CLOCK_MONOTONIC seconds of the last progress */
 	struct session *next, *prev; /* the loop's list of parked sessions */
+	struct loop *lp;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 };
@@ -412,10 +413,11 @@ static void build_head(struct session *ss, const struct http_request *rq, struct
 	const struct policy *p = ss->p;
 	const char *host = ss->t->host;
 	const char *q = memchr(path.p, '?', path.len);
-	uint64_t declared = 0;
+	uint64_t declared = 0, bound = secrets_bound_mask(p, host);
+	bool conn_hdr = http_header_find(rq->headers, rq->nheaders, "connection", NULL) != NULL;
 
 	for (size_t i = 0; i < p->secrets.n && i < SECRETS_MAX; i++)
-		if (p->secrets.v[i].header && secrets_rule_bound(&p->secrets.v[i], host))
+		if (p->secrets.v[i].header && (bound & (1ULL << i)))
 			declared |= 1ULL << i;
 
 	sbuf_add(out, rq->method.p, rq->method.len);
@@ -438,10 +440,10 @@ static void build_head(struct session *ss, const struct http_request *rq, struct
 		 * it). Range/If-Range: a reflected value fetched piecewise would never match
 		 * whole for redaction.
 		 */
-		bool drop = http_is_hop_header(h->name) || in_connection(rq, h->name) ||
-			    http_span_eq(h->name, "expect") ||
-			    http_span_eq(h->name, "accept-encoding") ||
-			    http_span_eq(h->name, "range") || http_span_eq(h->name, "if-range");
+		bool drop =
+		    http_is_hop_header(h->name) || (conn_hdr && in_connection(rq, h->name)) ||
+		    http_span_eq(h->name, "expect") || http_span_eq(h->name, "accept-encoding") ||
+		    http_span_eq(h->name, "range") || http_span_eq(h->name, "if-range");
 
 		for (size_t k = 0; k < p->secrets.n && !drop; k++)
 			if (declared & (1ULL << k))
@@ -676,10 +678,13 @@ static bool compressed(const struct http_response *rs)
 static void build_response_head(const struct http_response *rs, enum http_body kind,
 				bool close_after, struct sbuf *out)
 {
-	char line[64];
+	char line[] = "HTTP/1.1 000 ";
 
-	snprintf(line, sizeof(line), "HTTP/1.1 %03d ", rs->status);
-	sbuf_adds(out, line);
+	/* the parser keeps status within 100..999 */
+	line[9] = (char)('0' + rs->status / 100 % 10);
+	line[10] = (char)('0' + rs->status / 10 % 10);
+	line[11] = (char)('0' + rs->status % 10);
+	sbuf_add(out, line, sizeof(line) - 1);
 	sbuf_add(out, rs->reason.p, rs->reason.len);
 	sbuf_add(out, "\r\n", 2);
 	for (size_t i = 0; i < rs->nheaders; i++) {
@@ -831,7 +836,13 @@ static int check_request(struct session *ss, const struct http_request *rq, size
 	memset(ck, 0, sizeof(*ck));
 	v->secret = v->rule = NULL;
 	ck->path = rq->target;
-	snprintf(ss->method, sizeof(ss->method), "%.*s", (int)rq->method.len, rq->method.p);
+	{
+		size_t ml =
+		    rq->method.len < sizeof(ss->method) ? rq->method.len : sizeof(ss->method) - 1;
+
+		memcpy(ss->method, rq->method.p, ml);
+		ss->method[ml] = '\0';
+	}
 	ss->path[0] = '\0';
 	if (ck->path.len && ck->path.p[0] != '/') {
 		if (http_parse_absolute_uri(rq->target, "https", 443, hostbuf, sizeof(hostbuf),
@@ -1075,12 +1086,17 @@ enum {
 #define LOOP_EVENTS   64
 #define LOOP_SWEEP_MS 5000
 
-static struct {
+/* Event loops: a session goes to loops[conn % LOOPS]. */
+#ifndef LOOPS
+#define LOOPS 2
+#endif
+struct loop {
 	int epfd;
 	pthread_mutex_t lock; /* the list of parked sessions */
 	struct session *list;
 	bool ok;
-} lp = {.epfd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+};
+static struct loop loops[LOOPS];
 static pthread_once_t lp_once = PTHREAD_ONCE_INIT;
 
 static time_t mono_s(void)
@@ -1168,24 +1184,24 @@ static void wake_owner(struct session *ss)
 
 static void loop_unlist(struct session *ss)
 {
-	pthread_mutex_lock(&lp.lock);
+	pthread_mutex_lock(&ss->lp->lock);
 	if (ss->prev)
 		ss->prev->next = ss->next;
 	else
-		lp.list = ss->next;
+		ss->lp->list = ss->next;
 	if (ss->next)
 		ss->next->prev = ss->prev;
 	ss->next = ss->prev = NULL;
-	pthread_mutex_unlock(&lp.lock);
+	pthread_mutex_unlock(&ss->lp->lock);
 }
 
 /* Stop watching the session and note what its thread must do; wake_owner() follows once
  * the current batch of events is done with. */
 static void handoff(struct session *ss, int resume)
 {
-	(void)epoll_ctl(lp.epfd, EPOLL_CTL_DEL, ss->c.fd, NULL);
+	(void)epoll_ctl(ss->lp->epfd, EPOLL_CTL_DEL, ss->c.fd, NULL);
 	if (ss->u.fd >= 0)
-		(void)epoll_ctl(lp.epfd, EPOLL_CTL_DEL, ss->u.fd, NULL);
+		(void)epoll_ctl(ss->lp->epfd, EPOLL_CTL_DEL, ss->u.fd, NULL);
 	loop_unlist(ss);
 	ss->resume = resume;
 	ss->state = LS_HANDED;
@@ -1193,7 +1209,7 @@ static void handoff(struct session *ss, int resume)
 
 static void loop_drop_upstream(struct session *ss)
 {
-	(void)epoll_ctl(lp.epfd, EPOLL_CTL_DEL, ss->u.fd, NULL);
+	(void)epoll_ctl(ss->lp->epfd, EPOLL_CTL_DEL, ss->u.fd, NULL);
 	upstream_close(ss);
 	ss->u_rd = false;
 }
@@ -1338,17 +1354,17 @@ static void loop_step(struct session *ss)
 
 /* Sessions idle past IO_TIMEOUT_S go back to their threads (as a blocking read would
  * have timed out). Called with no batch of events pending. */
-static void loop_sweep(void)
+static void loop_sweep(struct loop *lp)
 {
 	struct session *woken[LOOP_EVENTS];
 	size_t n = 0;
 	time_t now = mono_s();
 
-	pthread_mutex_lock(&lp.lock);
-	for (struct session *ss = lp.list; ss && n < LOOP_EVENTS; ss = ss->next)
+	pthread_mutex_lock(&lp->lock);
+	for (struct session *ss = lp->list; ss && n < LOOP_EVENTS; ss = ss->next)
 		if (now - ss->idle_since >= IO_TIMEOUT_S)
 			woken[n++] = ss;
-	pthread_mutex_unlock(&lp.lock);
+	pthread_mutex_unlock(&lp->lock);
 	for (size_t i = 0; i < n; i++) {
 		handoff(woken[i], woken[i]->state == LS_WAIT_RESP ? R_TIMEOUT : R_END);
 		wake_owner(woken[i]);
@@ -1361,10 +1377,11 @@ static void *loop_main(void *arg)
 	struct session *woken[LOOP_EVENTS];
 	struct timespec last, now;
 
-	(void)arg;
+	struct loop *lp = arg;
+
 	clock_gettime(CLOCK_MONOTONIC, &last);
 	for (;;) {
-		int n = epoll_wait(lp.epfd, ev, LOOP_EVENTS, LOOP_SWEEP_MS);
+		int n = epoll_wait(lp->epfd, ev, LOOP_EVENTS, LOOP_SWEEP_MS);
 		size_t nw = 0;
 
 		if (n < 0 && errno != EINTR)
@@ -1394,7 +1411,7 @@ static void *loop_main(void *arg)
 		if ((now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 >=
 		    LOOP_SWEEP_MS) {
 			last = now;
-			loop_sweep();
+			loop_sweep(lp);
 		}
 	}
 	return NULL;
@@ -1405,14 +1422,17 @@ static void loop_start(void)
 	pthread_attr_t a;
 	pthread_t th;
 
-	lp.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (lp.epfd < 0)
-		return;
 	if (pthread_attr_init(&a) != 0)
 		return;
 	(void)pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	(void)pthread_attr_setstacksize(&a, 256 * 1024);
-	lp.ok = pthread_create(&th, &a, loop_main, NULL) == 0;
+	for (size_t i = 0; i < LOOPS; i++) {
+		struct loop *lp = &loops[i];
+
+		pthread_mutex_init(&lp->lock, NULL);
+		lp->epfd = epoll_create1(EPOLL_CLOEXEC);
+		lp->ok = lp->epfd >= 0 && pthread_create(&th, &a, loop_main, lp) == 0;
+	}
 	pthread_attr_destroy(&a);
 }
 
@@ -1423,7 +1443,7 @@ static int watch(struct session *ss, int fd, uintptr_t side)
 	    .data.ptr = (void *)((uintptr_t)ss | side),
 	};
 
-	return epoll_ctl(lp.epfd, EPOLL_CTL_ADD, fd, &ev);
+	return epoll_ctl(ss->lp->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
 /*
@@ -1433,7 +1453,8 @@ static int watch(struct session *ss, int fd, uintptr_t side)
 static int park(struct session *ss)
 {
 	pthread_once(&lp_once, loop_start);
-	if (!lp.ok)
+	ss->lp = &loops[ss->t->conn % LOOPS];
+	if (!ss->lp->ok)
 		return R_NONE;
 	if (ss->c.len || SSL_has_pending(ss->c.ssl))
 		return R_CLASSIC;
@@ -1449,13 +1470,13 @@ static int park(struct session *ss)
 	if (ss->u.ssl)
 		watch_drain(&ss->u);
 	ss->idle_since = mono_s();
-	pthread_mutex_lock(&lp.lock);
+	pthread_mutex_lock(&ss->lp->lock);
 	ss->prev = NULL;
-	ss->next = lp.list;
-	if (lp.list)
-		lp.list->prev = ss;
-	lp.list = ss;
-	pthread_mutex_unlock(&lp.lock);
+	ss->next = ss->lp->list;
+	if (ss->lp->list)
+		ss->lp->list->prev = ss;
+	ss->lp->list = ss;
+	pthread_mutex_unlock(&ss->lp->lock);
 	/* the session is complete before the loop can see it: from here on it is the loop's */
 	if (ss->u.fd >= 0 && watch(ss, ss->u.fd, 1) < 0) {
 		loop_unlist(ss);
@@ -1463,7 +1484,7 @@ static int park(struct session *ss)
 	}
 	if (watch(ss, ss->c.fd, 0) < 0) {
 		if (ss->u.fd >= 0)
-			(void)epoll_ctl(lp.epfd, EPOLL_CTL_DEL, ss->u.fd, NULL);
+			(void)epoll_ctl(ss->lp->epfd, EPOLL_CTL_DEL, ss->u.fd, NULL);
 		loop_unlist(ss);
 		goto blocking;
 	}

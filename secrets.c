@@ -47,6 +47,7 @@ static size_t nvals;
 static size_t max_vlen;	  /* longest value */
 static size_t max_redact; /* longest string redaction replaces (value or its base64) */
 static size_t max_window; /* longest encoded placeholder, times 3 for percent-encoding */
+static unsigned bound_gen; /* bumped by secrets_load and secrets_wipe: drops bound-mask caches */
 
 extern char **environ;
 
@@ -361,6 +362,40 @@ bool secrets_rule_bound(const struct secret_rule *s, const char *host)
 		if (secrets_host_match(s->hosts.v[j], host))
 			return true;
 	return false;
+}
+
+/*
+ * The bound secrets of host as a mask, cached per thread for the last host asked about:
+ * every header of every intercepted request asks, and matching normalises both names.
+ * The policy's secrets do not change once loaded; the key is the policy, its secrets, the
+ * name and the load generation.
+ */
+uint64_t secrets_bound_mask(const struct policy *p, const char *host)
+{
+	static __thread const struct policy *c_p;
+	static __thread const struct secret_rule *c_v;
+	static __thread unsigned c_gen;
+	static __thread size_t c_n;
+	static __thread char c_host[NET_HOST_MAX];
+	static __thread uint64_t c_mask;
+	size_t hl = strlen(host);
+	uint64_t m = 0;
+
+	if (c_p == p && c_v == p->secrets.v && c_n == p->secrets.n && c_gen == bound_gen &&
+	    hl < sizeof(c_host) && !memcmp(c_host, host, hl + 1))
+		return c_mask;
+	for (size_t i = 0; i < p->secrets.n && i < SECRETS_MAX; i++)
+		if (secrets_rule_bound(&p->secrets.v[i], host))
+			m |= 1ULL << i;
+	if (hl < sizeof(c_host)) {
+		memcpy(c_host, host, hl + 1);
+		c_p = p;
+		c_v = p->secrets.v;
+		c_n = p->secrets.n;
+		c_gen = bound_gen;
+		c_mask = m;
+	}
+	return m;
 }
 
 bool secrets_bound(const struct policy *p, const char *host)
@@ -687,6 +722,7 @@ int secrets_load(struct policy *p)
 	char *buf;
 	int ret = 0;
 
+	bound_gen++;
 	if (!p->secrets.n)
 		return 0;
 	if (p->secrets.n > SECRETS_MAX) {
@@ -739,6 +775,7 @@ void secrets_wipe(void)
 		memset(sv, 0, sizeof(*sv));
 	}
 	nvals = 0;
+	bound_gen++;
 	max_vlen = 0;
 	max_redact = 0;
 	max_window = 0;
@@ -765,11 +802,12 @@ const char *secrets_exfil_scan(const struct policy *p, const char *host, const c
 	const char *hit = NULL;
 	char *dec = NULL;
 	size_t dlen = len;
+	uint64_t bound = secrets_bound_mask(p, host);
 
 	for (size_t i = 0; i < nvals && i < p->secrets.n; i++) {
 		const struct secret_rule *s = &p->secrets.v[i];
 
-		if (secrets_rule_bound(s, host))
+		if (bound & (1ULL << i))
 			continue;
 		if (has_pattern(&vals[i], buf, len)) {
 			hit = s->name;
@@ -829,6 +867,7 @@ static void subst(const struct policy *p, const char *host, const char *in, size
 		  struct sbuf *out, uint64_t *used, bool query, emit_fn emit)
 {
 	size_t pos = 0;
+	uint64_t bound = secrets_bound_mask(p, host);
 
 	while (pos < len) {
 		const char *best = NULL;
@@ -838,7 +877,7 @@ static void subst(const struct policy *p, const char *host, const char *in, size
 			const struct secret_rule *s = &p->secrets.v[i];
 			const char *hit;
 
-			if ((query && !s->in_query) || !secrets_rule_bound(s, host))
+			if ((query && !s->in_query) || !(bound & (1ULL << i)))
 				continue;
 			hit = memmem(in + pos, len - pos, vals[i].pat[PAT_RAW], vals[i].len);
 			if (hit && (!best || hit < best)) {

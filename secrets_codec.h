@@ -53,6 +53,8 @@ int secrets_make_placeholder(const char *value, size_t len, char *out);
  * the pattern is ignored; case-insensitive, trailing dot and [brackets] ignored. */
 bool secrets_host_match(const char *pattern, const char *host);
 bool secrets_rule_bound(const struct secret_rule *s, const char *host);
+/* Bit i set when secret i (of the first SECRETS_MAX) is bound to host. */
+uint64_t secrets_bound_mask(const struct policy *p, const char *host);
 
 /* The value of secret i (loaded by secrets_load), or NULL. */
 const char *secrets_value(size_t i, size_t *len);
