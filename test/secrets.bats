@@ -540,3 +540,80 @@ PY
 	grep '"status":421' "$AUDIT"
 	[ "$(grep '"decision":"inject"' "$AUDIT" | grep -c '"secret":"GH_TOKEN"')" -ge 10 ]
 }
+
+# An upstream that closes each kept-alive connection shortly after its one answer: the
+# proxy sees the close while the session waits in the event loop and dials again for the
+# next request, which the client sends on its still-open connection.
+@test "secrets: a kept-alive upstream that closed between requests is redialled transparently" {
+	cat >"$BATS_TEST_TMPDIR/once.py" <<'PY'
+import os, socket, ssl, sys, threading, time
+d, portf = sys.argv[1:3]
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(os.path.join(d, "server.crt"), os.path.join(d, "server.key"))
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+with open(portf + ".tmp", "w") as f:
+    f.write(str(ls.getsockname()[1]))
+os.rename(portf + ".tmp", portf)
+n = 0
+def serve(s, k):
+    try:
+        t = c.wrap_socket(s, server_side=True)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = t.recv(4096)
+            if not d:
+                return
+            head += d
+        body = b"conn %d\n" % k
+        t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        time.sleep(0.1)
+        t.close()
+    except Exception:
+        pass
+while True:
+    s, _ = ls.accept()
+    n += 1
+    threading.Thread(target=serve, args=(s, n), daemon=True).start()
+PY
+	python3 "$BATS_TEST_TMPDIR/once.py" "$UPSTREAM_DIR" "$BATS_TEST_TMPDIR/once.port" \
+		>/dev/null 2>&1 3>&- </dev/null &
+	AUTH_PID=$!
+	wait_for_file "$BATS_TEST_TMPDIR/once.port" 10
+	OP="$(cat "$BATS_TEST_TMPDIR/once.port")"
+	cat >"$WS/three.py" <<'PY'
+import os, socket, ssl, sys, time, urllib.parse
+px = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+host, port, tok = "api.example.test", int(sys.argv[1]), os.environ["GH_TOKEN"]
+s = socket.create_connection((px.hostname, px.port))
+s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port, host.encode(), port))
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    head += s.recv(1)
+t = ssl.create_default_context().wrap_socket(s, server_hostname=host)
+f = t.makefile("rb")
+for path in ("/a", "/b", "/c"):
+    t.sendall(b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: token %s\r\n\r\n" % (
+        path.encode(), host.encode(), port, tok.encode()))
+    assert b" 200 " in f.readline()
+    n = 0
+    while True:
+        l = f.readline()
+        if l == b"\r\n":
+            break
+        if l.lower().startswith(b"content-length:"):
+            n = int(l.split(b":")[1])
+    print(f.read(n).decode().strip())
+    time.sleep(0.5)  # the upstream closes its side meanwhile
+PY
+	aj_sep --log "$AUDIT" --upstream-ca "$UPSTREAM_CA" --add-host api.example.test=127.0.0.1 \
+		--allow "api.example.test:$OP" --secret GH_TOKEN@api.example.test -- \
+		/usr/bin/python3 three.py "$OP"
+	[ "$status" -eq 0 ] || fail "status $status: $output $stderr"
+	# every request answered on the client's one connection, each on a fresh upstream one
+	[ "$(grep -c '^conn [0-9]*$' <<<"$output")" -eq 3 ]
+	[ "$(grep '^conn' <<<"$output" | sort -u | wc -l)" -eq 3 ]
+	! grep '"decision":"error"' "$AUDIT"
+	[ "$(grep -c '"decision":"inject"' "$AUDIT")" -eq 3 ]
+}
