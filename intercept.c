@@ -675,8 +675,8 @@ static bool compressed(const struct http_response *rs)
 
 /* The response head for the jail: hop-by-hop fields dropped, framing re-added, values
  * redacted. */
-static void build_response_head(const struct http_response *rs, enum http_body kind,
-				bool close_after, struct sbuf *out)
+static void build_response_head_raw(const struct http_response *rs, enum http_body kind,
+				    bool close_after, struct sbuf *out)
 {
 	char line[] = "HTTP/1.1 000 ";
 
@@ -702,6 +702,12 @@ static void build_response_head(const struct http_response *rs, enum http_body k
 	if (close_after)
 		sbuf_adds(out, "Connection: close\r\n");
 	sbuf_add(out, "\r\n", 2);
+}
+
+static void build_response_head(const struct http_response *rs, enum http_body kind,
+				bool close_after, struct sbuf *out)
+{
+	build_response_head_raw(rs, kind, close_after, out);
 	secrets_redact_buf(out->v, out->n);
 }
 
@@ -1267,14 +1273,14 @@ static int loop_response(struct session *ss, size_t hl, bool *more)
 	}
 	ss->keep = ss->keep && http_response_keepalive(rs);
 	ss->out.n = 0;
-	build_response_head(rs, kind, !ss->keep, &ss->out);
-	if (len) {
-		size_t at = ss->out.n;
-
-		sbuf_add(&ss->out, ss->u.buf + hl, (size_t)len);
-		/* the whole body at once: what secrets_redact_feed + _finish would do */
-		secrets_redact_buf(ss->out.v + at, (size_t)len);
-	}
+	build_response_head_raw(rs, kind, !ss->keep, &ss->out);
+	sbuf_add(&ss->out, ss->u.buf + hl, (size_t)len);
+	/*
+	 * Head and whole body redacted in one pass: what build_response_head() and
+	 * secrets_redact_feed + _finish would do separately, since no value (nor its base64)
+	 * holds a CR or LF, so none can straddle the empty line between them.
+	 */
+	secrets_redact_buf(ss->out.v, ss->out.n);
 	ss->u.bytes += len;
 	side_consume(&ss->u, hl + (size_t)len);
 	w = SSL_write(ss->c.ssl, ss->out.v, (int)ss->out.n);
