@@ -459,6 +459,7 @@ def connect(host):
         head += s.recv(1)
     assert b" 200 " in head.split(b"\r\n")[0], head
     t = ctx.wrap_socket(s, server_hostname=host)
+    t.settimeout(30)  # a hang fails the test instead of waiting for the proxy's timeout
     return t, t.makefile("rb")
 
 def send(t, method, path, host="api.example.test", extra=b"", body=b""):
@@ -507,6 +508,12 @@ st, h, b = response(f, "HEAD")
 assert st == 200 and b == b"", (st, b)
 st, h, b = response(f)
 assert st == 200 and b'"/p2"' in b, (st, b)
+# pipelined in two TLS records sent back to back: the proxy may read both at once
+t.sendall(request("GET", "/r1"))
+t.sendall(request("GET", "/r2"))
+for p in (b'"/r1"', b'"/r2"'):
+    st, h, b = response(f)
+    assert st == 200 and p in b, (st, b)
 time.sleep(0.3)
 send(t, "GET", "/idle")
 st, h, b = response(f)
@@ -524,6 +531,45 @@ send(t, "GET", "/m2", host="other.test")
 st, h, b = response(f)
 assert st == 421, (st, b)
 print("conn2-ok")
+
+# Two requests in two TLS records that reach the proxy in one segment: it reads both at
+# once and must serve the second from what its TLS library holds, with no event to come.
+s = socket.create_connection((px.hostname, px.port))
+s.sendall(b"CONNECT api.example.test:%d HTTP/1.1\r\nHost: api.example.test:%d\r\n\r\n" % (port, port))
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    head += s.recv(1)
+s.settimeout(30)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+o = ctx.wrap_bio(inc, out, server_hostname="api.example.test")
+while True:
+    try:
+        o.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        s.sendall(out.read())
+        inc.write(s.recv(65536))
+s.sendall(out.read())
+
+def exchange(reqs, n):
+    for r in reqs:
+        o.write(r)
+    s.sendall(out.read())
+    got = b""
+    while got.count(b'"path"') < n:
+        try:
+            got += o.read(65536)
+        except ssl.SSLWantReadError:
+            d = s.recv(65536)
+            assert d, got
+            inc.write(d)
+    return got
+
+# (the first request is the session thread's; the event loop serves the next ones)
+assert b'"/s0"' in exchange([request("GET", "/s0")], 1)
+got = exchange([request("GET", "/s1"), request("GET", "/s2")], 2)
+assert b'"/s1"' in got and b'"/s2"' in got, got
+print("conn3-ok")
 PY
 	export OTHER="$OTHER_VALUE"
 	aj_sep "${BASE[@]}" --secret GH_TOKEN@api.example.test --secret OTHER@other.test -- \
@@ -531,6 +577,7 @@ PY
 	[ "$status" -eq 0 ] || fail "status $status: $output $stderr"
 	assert_line conn1-ok
 	assert_line conn2-ok
+	assert_line conn3-ok
 	refute_output --partial "$GH_VALUE"
 	[ "$(grep -F '"path": "/k2"' "$UPSTREAM_LOG" | grep -cF "token $GH_VALUE")" -eq 1 ]
 	[ "$(grep -F '"path": "/p2"' "$UPSTREAM_LOG" | grep -cF "token $GH_VALUE")" -eq 1 ]
