@@ -3,7 +3,8 @@
  *
  * One thread per session, blocking I/O: TLS from the jail terminated with a leaf minted
  * for the CONNECT target (tls.c), then HTTP/1.1 requests one after the other on the kept-
- * alive connection. Each request head is checked (Host = target, exfiltration guard,
+ * alive connection; between requests the session is parked in an event loop, which serves
+ * the plain exchanges itself and hands everything else back (see "the event loop"). Each request head is checked (Host = target, exfiltration guard,
  * the secrets' method/path rules), rewritten (placeholders -> values, declared headers
  * set outright, hop-by-hop fields dropped) and sent over one verified TLS connection to
  * exactly the address the proxy checked; bodies are streamed both ways with their framing
