@@ -42,9 +42,13 @@
  */
 #define OSSL_FUNCS                                                                                 \
 	X(long, BIO_ctrl, (BIO * b, int cmd, long l, void *p), (b, cmd, l, p))                     \
+	X(BIO_callback_fn_ex, BIO_get_callback_ex, (const BIO *b), (b))                            \
+	X(char *, BIO_get_callback_arg, (const BIO *b), (b))                                       \
 	X(int, BIO_free, (BIO * b), (b))                                                           \
 	X(BIO *, BIO_new, (const BIO_METHOD *m), (m))                                              \
 	X(const BIO_METHOD *, BIO_s_mem, (void), ())                                               \
+	V(BIO_set_callback_arg, (BIO * b, char *arg), (b, arg))                                    \
+	V(BIO_set_callback_ex, (BIO * b, BIO_callback_fn_ex cb), (b, cb))                          \
 	X(BIGNUM *, BN_bin2bn, (const unsigned char *s, int len, BIGNUM *r), (s, len, r))          \
 	V(BN_free, (BIGNUM * a), (a))                                                              \
 	X(ASN1_INTEGER *, BN_to_ASN1_INTEGER, (const BIGNUM *bn, ASN1_INTEGER *ai), (bn, ai))      \
@@ -65,6 +69,7 @@
 	X(int, SSL_CTX_load_verify_locations, (SSL_CTX * c, const char *f, const char *d),         \
 	  (c, f, d))                                                                               \
 	X(SSL_CTX *, SSL_CTX_new, (const SSL_METHOD *m), (m))                                      \
+	X(int, SSL_CTX_set_ciphersuites, (SSL_CTX * c, const char *s), (c, s))                     \
 	V(SSL_CTX_sess_set_new_cb, (SSL_CTX * c, int (*cb)(struct ssl_st *, SSL_SESSION *)),       \
 	  (c, cb))                                                                                 \
 	X(int, SSL_CTX_set_alpn_protos, (SSL_CTX * c, const unsigned char *p, unsigned int n),     \
@@ -90,7 +95,9 @@
 	X(int, SSL_get_error, (const SSL *s, int r), (s, r))                                       \
 	X(void *, SSL_get_ex_data, (const SSL *s, int i), (s, i))                                  \
 	X(const char *, SSL_get_servername, (const SSL *s, const int t), (s, t))                   \
+	X(BIO *, SSL_get_rbio, (const SSL *s), (s))                                                \
 	X(long, SSL_get_verify_result, (const SSL *s), (s))                                        \
+	X(int, SSL_has_pending, (const SSL *s), (s))                                               \
 	X(int, SSL_is_init_finished, (const SSL *s), (s))                                          \
 	X(SSL *, SSL_new, (SSL_CTX * c), (c))                                                      \
 	X(int, SSL_pending, (const SSL *s), (s))                                                   \

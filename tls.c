@@ -10,7 +10,6 @@
 #include "tls_session.h"
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,55 +50,6 @@ static struct upsess {
 	SSL_SESSION *sess;
 } sessions[SESS_CACHE];
 static size_t sess_next;
-
-/*
- * OpenSSL functions that ossl.c's table does not forward yet (intercept.c and this file
- * call them): resolved the same way, from the library ossl.c loaded. They belong in
- * OSSL_FUNCS there; once they are, delete this block (the link then says so).
- */
-void ossl_load(void);
-
-static void *extra_sym(const char *name)
-{
-	void *lib, *f;
-
-	ossl_load();
-	lib = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-	f = lib ? dlsym(lib, name) : NULL;
-	if (!f)
-		die("cannot load OpenSSL: libssl.so.3 has no %s", name);
-	return f; /* (the handle is kept: the library is never unloaded) */
-}
-
-#define EXTRA_PTR(name)                                                                            \
-	static __typeof__(name) *p;                                                                \
-	__typeof__(name) *f = __atomic_load_n(&p, __ATOMIC_ACQUIRE);                               \
-	if (!f) {                                                                                  \
-		f = (__typeof__(name) *)extra_sym(#name);                                          \
-		__atomic_store_n(&p, f, __ATOMIC_RELEASE);                                         \
-	}
-#define EXTRA(ret, name, params, args)                                                             \
-	__attribute__((visibility("hidden"))) ret name params                                      \
-	{                                                                                          \
-		EXTRA_PTR(name)                                                                    \
-		return f args;                                                                     \
-	}
-#define EXTRA_V(name, params, args)                                                                \
-	__attribute__((visibility("hidden"))) void name params                                     \
-	{                                                                                          \
-		EXTRA_PTR(name)                                                                    \
-		f args;                                                                            \
-	}
-EXTRA(BIO_callback_fn_ex, BIO_get_callback_ex, (const BIO *b), (b))
-EXTRA(char *, BIO_get_callback_arg, (const BIO *b), (b))
-EXTRA_V(BIO_set_callback_arg, (BIO * b, char *arg), (b, arg))
-EXTRA_V(BIO_set_callback_ex, (BIO * b, BIO_callback_fn_ex cb), (b, cb))
-EXTRA(int, SSL_CTX_set_ciphersuites, (SSL_CTX * c, const char *s), (c, s))
-EXTRA(BIO *, SSL_get_rbio, (const SSL *s), (s))
-EXTRA(int, SSL_has_pending, (const SSL *s), (s))
-#undef EXTRA
-#undef EXTRA_V
-#undef EXTRA_PTR
 
 /* The most useful line of OpenSSL's error queue, which is then emptied. */
 static const char *ssl_reason(void)
