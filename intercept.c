@@ -1274,6 +1274,12 @@ static int loop_response(struct session *ss, size_t hl, bool *more)
 		return R_NONE;
 	}
 	ss->keep = ss->keep && http_response_keepalive(rs);
+	/* Sized once for the largest response the loop serves: a realloc would free a block
+	 * holding unredacted bytes without wiping it. */
+	if (!ss->out.v) {
+		ss->out.cap = BUF_CAP + 4096; /* head rebuilt (< hl + 256) + body (<= BUF_CAP - hl) */
+		ss->out.v = xmalloc(ss->out.cap);
+	}
 	ss->out.n = 0;
 	build_response_head_raw(rs, kind, !ss->keep, &ss->out);
 	sbuf_add(&ss->out, ss->u.buf + hl, (size_t)len);
@@ -1406,10 +1412,17 @@ static void *loop_main(void *arg)
 
 		if (n < 0 && errno != EINTR)
 			die_errno("epoll_wait");
-		for (int i = 0; i < n; i++) {
-			uintptr_t tag = (uintptr_t)ev[i].data.ptr;
+		/*
+		 * Upstream events first (pass 0), then the clients' (pass 1): a request and
+		 * its upstream's close in one batch must not send the request on the dead
+		 * connection; with the close seen first, the thread redials.
+		 */
+		for (int i = 0; i < 2 * n; i++) {
+			uintptr_t tag = (uintptr_t)ev[i % n].data.ptr;
 			struct session *ss = (struct session *)(tag & ~(uintptr_t)1);
 
+			if (!tag || (tag & 1) != (uintptr_t)(i < n))
+				continue; /* unarmed yet, or not this pass */
 			if (ss->state == LS_HANDED)
 				continue; /* handed back earlier in this batch */
 			if (tag & 1) {
@@ -1456,14 +1469,33 @@ static void loop_start(void)
 	pthread_attr_destroy(&a);
 }
 
-static int watch(struct session *ss, int fd, uintptr_t side)
+/*
+ * Register FD with the loop unarmed (no session in its data: the loop skips its events).
+ * Only when both sockets are registered does arm() give them the session, so a failed
+ * second registration (ENOSPC: the user's epoll watches exhausted) can never leave the
+ * loop running a session whose thread has taken it back.
+ */
+static int watch(struct session *ss, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = NULL };
+
+	return epoll_ctl(ss->lp->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/*
+ * EPOLL_CTL_MOD allocates nothing and re-reports a socket that is already readable (the
+ * kernel re-polls the file), so no event is lost to the unarmed registration. It fails
+ * only when the loop has already handed the session back and removed FD (ENOENT), which
+ * needs nothing more.
+ */
+static void arm(struct session *ss, int fd, uintptr_t side)
 {
 	struct epoll_event ev = {
 	    .events = EPOLLIN | EPOLLRDHUP | EPOLLET,
 	    .data.ptr = (void *)((uintptr_t)ss | side),
 	};
 
-	return epoll_ctl(ss->lp->epfd, EPOLL_CTL_ADD, fd, &ev);
+	(void)epoll_ctl(ss->lp->epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
 /*
@@ -1478,11 +1510,11 @@ static int park(struct session *ss)
 		return R_NONE;
 	if (ss->c.len || SSL_has_pending(ss->c.ssl))
 		return R_CLASSIC;
+	ss->handed = false; /* (a failure below returns R_CLASSIC, not last round's resume) */
 	if (set_nonblock(ss->c.fd, true) < 0 || (ss->u.fd >= 0 && set_nonblock(ss->u.fd, true) < 0))
 		goto blocking;
 	ss->state = LS_WAIT_REQ;
 	ss->resume = R_NONE;
-	ss->handed = false;
 	ss->scan = 0;
 	ss->c_rd = ss->u_rd = false; /* registering reports what is already readable */
 	ss->c.drained = ss->u.drained = false;
@@ -1497,17 +1529,21 @@ static int park(struct session *ss)
 		ss->lp->list->prev = ss;
 	ss->lp->list = ss;
 	pthread_mutex_unlock(&ss->lp->lock);
-	/* the session is complete before the loop can see it: from here on it is the loop's */
-	if (ss->u.fd >= 0 && watch(ss, ss->u.fd, 1) < 0) {
+	/* the session is complete before the loop can see it */
+	if (ss->u.fd >= 0 && watch(ss, ss->u.fd) < 0) {
 		loop_unlist(ss);
 		goto blocking;
 	}
-	if (watch(ss, ss->c.fd, 0) < 0) {
+	if (watch(ss, ss->c.fd) < 0) {
 		if (ss->u.fd >= 0)
 			(void)epoll_ctl(ss->lp->epfd, EPOLL_CTL_DEL, ss->u.fd, NULL);
 		loop_unlist(ss);
 		goto blocking;
 	}
+	/* from here on the session is the loop's: this thread touches none of it */
+	if (ss->u.fd >= 0)
+		arm(ss, ss->u.fd, 1);
+	arm(ss, ss->c.fd, 0);
 	pthread_mutex_lock(&ss->mu);
 	while (!ss->handed)
 		pthread_cond_wait(&ss->cv, &ss->mu);
