@@ -745,7 +745,8 @@ static int run(struct policy *p)
 	}
 	/* The go for init. alive[0] is still open here, so an init that already died cannot
 	 * make this write raise SIGPIPE; its failure shows on the ready pipe below. */
-	(void)write_all(alive[1], "g", 1);
+	if (write_all(alive[1], "g", 1))
+		kill(pid, SIGKILL); /* never left waiting: the ready pipe below reports it */
 	close(alive[0]);
 
 	do
