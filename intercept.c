@@ -98,6 +98,20 @@ static void set_timeouts(int fd, int secs)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* SSL_read into the free end of s->buf (the caller checked there is one), counting what
+ * came and how much of the buffer was ever used (what must be wiped). SSL_read's result. */
+static int side_read(struct side *s)
+{
+	int r = SSL_read(s->ssl, s->buf + s->len, (int)(BUF_CAP - s->len));
+
+	if (r > 0) {
+		s->len += (size_t)r;
+		if (s->len > s->high)
+			s->high = s->len;
+	}
+	return r;
+}
+
 /* Read more into s->buf. > 0 bytes, 0 at end of stream, -1 on error. */
 static int side_fill(struct side *s)
 {
@@ -105,13 +119,9 @@ static int side_fill(struct side *s)
 
 	if (s->len >= BUF_CAP)
 		return -1;
-	r = SSL_read(s->ssl, s->buf + s->len, (int)(BUF_CAP - s->len));
-	if (r > 0) {
-		s->len += (size_t)r;
-		if (s->len > s->high)
-			s->high = s->len;
+	r = side_read(s);
+	if (r > 0)
 		return r;
-	}
 	switch (SSL_get_error(s->ssl, r)) {
 	case SSL_ERROR_ZERO_RETURN:
 		return 0;
@@ -1164,11 +1174,8 @@ static int nb_fill(struct side *s, bool *rd)
 
 	if (s->len >= BUF_CAP)
 		return -1;
-	r = SSL_read(s->ssl, s->buf + s->len, (int)(BUF_CAP - s->len));
+	r = side_read(s);
 	if (r > 0) {
-		s->len += (size_t)r;
-		if (s->len > s->high)
-			s->high = s->len;
 		if (s->drained) /* (reset by every event: a read since then came back short) */
 			*rd = false;
 		return r;

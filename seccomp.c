@@ -49,10 +49,22 @@ int seccomp_apply_proxy(void)
 	return load_filter(proxy_bpf, sizeof(proxy_bpf) / sizeof(proxy_bpf[0]));
 }
 
+/* Empty the effective, permitted and inheritable sets. 0 or -1. */
+static int clear_sets(void)
+{
+	cap_t empty = cap_init();
+	int rc;
+
+	if (!empty)
+		return -1;
+	rc = cap_set_proc(empty);
+	cap_free(empty);
+	return rc;
+}
+
 int caps_drop_all(void)
 {
-	cap_t empty;
-	int cap, rc;
+	int cap;
 
 	/*
 	 * Root inside the user namespace would regain a full permitted set at execve;
@@ -69,12 +81,7 @@ int caps_drop_all(void)
 		return -1;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0))
 		return -1;
-	empty = cap_init();
-	if (!empty)
-		return -1;
-	rc = cap_set_proc(empty);
-	cap_free(empty);
-	return rc;
+	return clear_sets();
 }
 
 /*
@@ -84,9 +91,6 @@ int caps_drop_all(void)
  */
 int caps_drop_held(void)
 {
-	cap_t empty;
-	int rc;
-
 	if (prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) == 1) {
 		cap_flag_value_t v = CAP_CLEAR;
 		cap_t cur = cap_get_proc();
@@ -100,10 +104,5 @@ int caps_drop_held(void)
 	}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL)
 		return -1;
-	empty = cap_init();
-	if (!empty)
-		return -1;
-	rc = cap_set_proc(empty);
-	cap_free(empty);
-	return rc;
+	return clear_sets();
 }
