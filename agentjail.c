@@ -593,10 +593,6 @@ static void check_log_path(const struct policy *p)
 	free(real);
 }
 
-/*
- * Wait for init. The proxy is our child too: if it dies first, the jail has no network
- * from then on (its listener has no reader); say so, once, and keep waiting.
- */
 static void proxy_died(struct proxy *px, int st)
 {
 	if (WIFSIGNALED(st))
@@ -608,6 +604,10 @@ static void proxy_died(struct proxy *px, int st)
 	px->pid = -1;
 }
 
+/*
+ * Wait for init. The proxy is our child too: if it dies first, the jail has no network
+ * from then on (its listener has no reader); say so, once, and keep waiting.
+ */
 static void wait_jail(pid_t init, struct proxy *px, int *status)
 {
 	int st;
@@ -646,12 +646,8 @@ static char *const *copy_argv(char *const *argv)
 static bool read_code(int fd, int *code)
 {
 	unsigned char b;
-	ssize_t n;
 
-	do
-		n = read(fd, &b, 1);
-	while (n < 0 && errno == EINTR);
-	if (n != 1)
+	if (read_all(fd, &b, 1))
 		return false;
 	*code = b;
 	return true;

@@ -933,23 +933,19 @@ static int wait_status_code(int status)
 	return EXIT_JAIL_FAILED;
 }
 
-/* PID 1: run the command, forward signals to it, reap everything, exit with its status. */
 /*
  * The monitor's go, one byte on the alive pipe, once the proxy (if any) reported that it
  * serves: until then the command does not start. End of file: the monitor is gone.
  */
 static void wait_go(const struct jail *j)
 {
-	ssize_t n;
 	char b;
 
-	do
-		n = read(j->alive_fd, &b, 1);
-	while (n < 0 && errno == EINTR);
-	if (n != 1)
+	if (read_all(j->alive_fd, &b, 1))
 		_exit(EXIT_JAIL_FAILED);
 }
 
+/* PID 1: run the command, forward signals to it, reap everything, exit with its status. */
 static void __attribute__((noreturn)) init_main(struct jail *j)
 {
 	struct sigaction sa = { .sa_handler = init_forward, .sa_flags = SA_RESTART };

@@ -632,7 +632,7 @@ static int half_in(struct half *h)
 		if (!h->bulk && h->bytes >= PROXY_BULK_AFTER && h->pipe[0] >= 0) {
 			/*
 			 * A bulk transfer: a larger pipe moves more per splice (1 GiB through a
-			 * tunnel +4-12%, bench/proxy.sh). Only then, so that a thousand small
+			 * tunnel +2-12% in A/B runs of bench/proxy.sh). Only then, so that a thousand small
 			 * tunnels stay within the user's pipe-page allowance. Refused: keep it.
 			 */
 			int sz = fcntl(h->pipe[1], F_SETPIPE_SZ, PROXY_PIPE_BULK);
@@ -1461,8 +1461,7 @@ static void confine_landlock(void)
 	close(fd);
 }
 
-/*
- * Called once, single-threaded, after the start-up report and before serving. */
+/* Called once, single-threaded, after the start-up report and before serving. */
 void proxy_confine(void)
 {
 	/* Run by root, the proxy would hold every capability: drop them all (bounding,
