@@ -1112,6 +1112,7 @@ struct loop {
 	int epfd;
 	pthread_mutex_t lock; /* the list of parked sessions */
 	struct session *list;
+	time_t now;	      /* CLOCK_MONOTONIC seconds when the batch began (loop thread) */
 	bool ok;
 };
 static struct loop loops[LOOPS];
@@ -1343,7 +1344,7 @@ static void loop_step(struct session *ss)
 			if (x != R_NONE)
 				return handoff(ss, x);
 			ss->state = LS_WAIT_RESP;
-			ss->idle_since = mono_s();
+			ss->idle_since = ss->lp->now;
 			continue;
 		}
 		r = ss->u.len ? http_parse_response(ss->u.buf, ss->u.len, &ss->scan, ss->rs) : 0;
@@ -1369,7 +1370,7 @@ static void loop_step(struct session *ss)
 		}
 		ss->state = LS_WAIT_REQ;
 		ss->scan = 0;
-		ss->idle_since = mono_s();
+		ss->idle_since = ss->lp->now;
 	}
 }
 
@@ -1379,7 +1380,7 @@ static void loop_sweep(struct loop *lp)
 {
 	struct session *woken[LOOP_EVENTS];
 	size_t n = 0;
-	time_t now = mono_s();
+	time_t now = lp->now;
 
 	pthread_mutex_lock(&lp->lock);
 	for (struct session *ss = lp->list; ss && n < LOOP_EVENTS; ss = ss->next)
@@ -1419,6 +1420,9 @@ static void *loop_main(void *arg)
 
 		if (n < 0 && errno != EINTR)
 			die_errno("epoll_wait");
+		/* one clock read per batch, not two per exchange */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		lp->now = now.tv_sec;
 		/*
 		 * Upstream events first (pass 0), then the clients' (pass 1): a request and
 		 * its upstream's close in one batch must not send the request on the dead
@@ -1447,7 +1451,6 @@ static void *loop_main(void *arg)
 		}
 		for (size_t i = 0; i < nw; i++)
 			wake_owner(woken[i]);
-		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 >=
 		    LOOP_SWEEP_MS) {
 			last = now;
