@@ -4,7 +4,7 @@
  *
  * Order inside init, each step fatal on failure (never half a jail):
  *   maps -> lo up (+ proxy listener) -> hostname -> mounts -> pivot_root -> fork command
- *   -> command: fds, tty detach, caps, no_new_privs, seccomp, exec.
+ *   -> command: fds, setsid, caps, no_new_privs, seccomp, exec.
  *
  * The filesystem is built the way bubblewrap does it: a tmpfs is mounted over /tmp in the
  * new mount namespace and made the root with pivot_root, so the host's tree stays
@@ -899,41 +899,6 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
-/*
- * Without a terminal on stdin there is no job control to keep: the command leaves the
- * caller's foreground process group (keyboard signals reach it only as agentjail forwards
- * them) and its controlling tty (no TIOCSTI target, no SIGHUP, /dev/tty gives ENXIO).
- *
- * Not setsid(): a new session is also a new autogroup (CONFIG_SCHED_AUTOGROUP), so the
- * kernel would schedule the jail as a group apart from its own proxy and from the
- * caller's other processes. With kept-alive intercepted requests the jail's client
- * threads then preempted the proxy's event loops 24,000-26,000 times a second (16,000-
- * 19,500 in one autogroup), for 3-9% fewer requests. TIOCNOTTY from a process that is
- * not a session leader clears only its own controlling tty; the session and autogroup
- * stay the caller's, as for any other child. setsid() is the fallback if that fails.
- */
-static void detach_tty(void)
-{
-	/* O_NONBLOCK: a serial line's open may otherwise wait for its carrier */
-	int fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-
-	if (fd < 0 && errno != ENXIO) /* ENXIO: no controlling tty to leave */
-		goto fallback;
-	if (fd >= 0) {
-		int r = ioctl(fd, TIOCNOTTY);
-
-		close(fd);
-		if (r)
-			goto fallback;
-	}
-	/* last: setsid() fails for a process group leader */
-	if (setpgid(0, 0) == 0)
-		return;
-fallback:
-	if (setsid() < 0)
-		die_errno("setsid");
-}
-
 static void __attribute__((noreturn)) exec_command(const struct jail *j, int err_fd)
 {
 	extern char **environ;
@@ -943,8 +908,10 @@ static void __attribute__((noreturn)) exec_command(const struct jail *j, int err
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL))
 		die_errno("prctl");
 	close_fds_except(&err_fd, 1);
-	if (!isatty(STDIN_FILENO))
-		detach_tty();
+	/* Without a terminal there is no job control to keep: a new session detaches the
+	 * command from any controlling tty (no TIOCSTI target, no SIGHUP from the caller). */
+	if (!isatty(STDIN_FILENO) && setsid() < 0)
+		die_errno("setsid");
 	if (chdir(j->p->workspace))
 		die_errno("cannot enter the workspace %s", j->p->workspace);
 	environ = j->envp;
