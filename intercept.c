@@ -60,6 +60,7 @@ struct session {
 	const struct policy *p;
 	struct side c, u; /* client (jail), upstream */
 	unsigned served;  /* responses relayed on the current upstream connection */
+	bool reused;	  /* the request in flight went out on a connection that had served */
 	char method[32];
 	char path[1024]; /* for the audit log: the path without its query */
 	struct timespec start;
@@ -263,6 +264,12 @@ static bool upstream_stale(struct session *ss)
 }
 
 /* ---- request checks ---- */
+
+static void drop_uphead(struct session *ss)
+{
+	wipe(ss->uphead.v, ss->uphead.n); /* the values */
+	ss->uphead.n = 0;
+}
 
 /* Host header or absolute-form authority: "host", "host:port", "[v6]:port". */
 static bool authority_matches(struct session *ss, const char *a, size_t n)
@@ -726,7 +733,8 @@ static void build_response_head(const struct http_response *rs, enum http_body k
 /*
  * Relay the upstream's answer; interim 1xx answers are forwarded. 0 with *keep telling
  * whether the connection may carry another request, or -1 (with why) before anything of
- * the final answer went to the client.
+ * the final answer went to the client; -2 (with why) when the upstream ended before any
+ * byte of an answer.
  */
 static int relay_response(struct session *ss, bool *keep, char *why, size_t whysz)
 {
@@ -739,13 +747,16 @@ static int relay_response(struct session *ss, bool *keep, char *why, size_t whys
 	enum http_body kind;
 	uint64_t len = 0;
 	int ret = -1, hl;
-	bool sent = false; /* any byte of the answer reached the client */
+	bool sent = false;    /* any byte of the answer reached the client */
+	bool interim = false; /* a 1xx answer went to the client */
 
 	for (;;) {
 		hl = read_response_head(ss, rs);
 		if (hl <= 0) {
 			snprintf(why, whysz, "upstream %s sent %s", ss->t->host,
-				 hl == 0 ? "no response" : "a malformed response");
+				 hl == 0 || !ss->u.len ? "no response" : "a malformed response");
+			if (!ss->u.len && !interim) /* no byte of an answer came */
+				ret = -2;
 			goto out;
 		}
 		if (rs->status >= 200 || rs->status == 101)
@@ -753,6 +764,7 @@ static int relay_response(struct session *ss, bool *keep, char *why, size_t whys
 		head.n = 0;
 		build_response_head(rs, HTTP_BODY_NONE, false, &head);
 		side_consume(&ss->u, (size_t)hl);
+		interim = true;
 		if (ssl_write_all(ss->c.ssl, head.v, head.n) < 0) {
 			snprintf(why, whysz, "client went away");
 			goto out;
@@ -907,7 +919,7 @@ static int check_request(struct session *ss, const struct http_request *rq, size
 	hh = http_header_find(rq->headers, rq->nheaders, "expect", &from);
 	ck->expect = hh && http_span_eq(hh->value, "100-continue") && ck->kind != HTTP_BODY_NONE;
 	/* Sized up front so that no realloc leaves a copy of a value behind in the heap. */
-	ss->uphead.n = 0;
+	drop_uphead(ss); /* (already wiped on every path; a realloc must find it so) */
 	ss->used = 0;
 	vec_grow((void **)&ss->uphead.v, &ss->uphead.cap, 2 * hl + 16384, 1);
 	build_head(ss, rq, ck->path, ck->kind, !ck->keep, &ss->uphead, &ss->used);
@@ -947,17 +959,70 @@ static void audit_injected(struct session *ss, uint64_t used)
 				 p->secrets.v[i].origin);
 }
 
-static void drop_uphead(struct session *ss)
-{
-	wipe(ss->uphead.v, ss->uphead.n); /* the values */
-	ss->uphead.n = 0;
-}
-
 static bool bad_gateway(struct session *ss, const char *why)
 {
 	send_error(ss, 502, why);
 	audit_ev(ss, AUDIT_ERROR, 502, why, NULL, NULL);
 	return false;
+}
+
+/*
+ * A server may close an idle kept-alive connection just as our request reaches it. A
+ * request that is safe to repeat (RFC 9110, 9.2.2: GET, HEAD, OPTIONS; no body) and went
+ * out on a connection that had already served is then sent once more, on a new one,
+ * instead of answering 502. The rewritten head (it holds values) is kept until an answer
+ * starts for that, and wiped then.
+ */
+static bool retryable(const struct session *ss)
+{
+	return ss->reused && ss->uphead.n &&
+	       (!strcmp(ss->method, "GET") || !strcmp(ss->method, "HEAD") ||
+		!strcmp(ss->method, "OPTIONS"));
+}
+
+static int resend(struct session *ss, char *why, size_t whysz)
+{
+	ss->reused = false; /* once */
+	upstream_close(ss);
+	if (upstream_open(ss, why, whysz) < 0)
+		return -1;
+	if (ssl_write_all(ss->u.ssl, ss->uphead.v, ss->uphead.n) < 0) {
+		snprintf(why, whysz, "upstream %s closed the connection", ss->t->host);
+		return -1;
+	}
+	return 0;
+}
+
+/* Send the head in ss->uphead upstream (again on a new connection if allowed), and audit
+ * the injection once it went out. Kept for a retry when retryable(), else wiped. */
+static int send_uphead(struct session *ss, const void *buf, size_t len, char *why,
+		       size_t whysz)
+{
+	int r = ssl_write_all(ss->u.ssl, buf, len);
+
+	if (r < 0 && retryable(ss))
+		r = resend(ss, why, whysz);
+	else if (r < 0)
+		snprintf(why, whysz, "upstream %s closed the connection", ss->t->host);
+	if (!retryable(ss))
+		drop_uphead(ss);
+	if (r == 0)
+		audit_injected(ss, ss->used);
+	return r;
+}
+
+/* relay_response(), with one retry of a retryable request; the head is wiped after. */
+static int relay_answer(struct session *ss, char *why, size_t whysz)
+{
+	int r = relay_response(ss, &ss->keep, why, whysz);
+
+	if (r == -2 && retryable(ss)) {
+		r = resend(ss, why, whysz);
+		if (r == 0)
+			r = relay_response(ss, &ss->keep, why, whysz);
+	}
+	drop_uphead(ss);
+	return r < 0 ? -1 : r;
 }
 
 /* Serve one request whose head is rq (hl bytes at the start of the client buffer), with
@@ -992,13 +1057,11 @@ static bool serve_request(struct session *ss, const struct http_request *rq, siz
 		return bad_gateway(ss, why);
 	}
 	side_consume(&ss->c, hl);
-	ret = ssl_write_all(ss->u.ssl, ss->uphead.v, ss->uphead.n);
-	drop_uphead(ss);
-	if (ret < 0) {
-		snprintf(why, sizeof(why), "upstream %s closed the connection", ss->t->host);
+	ss->reused = ss->served > 0 && ck.kind == HTTP_BODY_NONE;
+	if (send_uphead(ss, ss->uphead.v, ss->uphead.n, why, sizeof(why)) < 0) {
+		drop_uphead(ss);
 		return bad_gateway(ss, why);
 	}
-	audit_injected(ss, ss->used);
 
 	/*
 	 * Expect: 100-continue is answered here and not forwarded: an upstream that ignores
@@ -1028,7 +1091,7 @@ static bool serve_request(struct session *ss, const struct http_request *rq, siz
 		}
 	}
 	ss->keep = ck.keep;
-	if (relay_response(ss, &ss->keep, why, sizeof(why)) < 0)
+	if (relay_answer(ss, why, sizeof(why)) < 0)
 		return bad_gateway(ss, why);
 	return ss->keep;
 }
@@ -1249,12 +1312,14 @@ static int loop_request(struct session *ss)
 	}
 	side_consume(&ss->c, ss->hl);
 	ss->keep = ck.keep;
+	ss->reused = ss->served > 0;
 	w = SSL_write(ss->u.ssl, ss->uphead.v, (int)ss->uphead.n);
 	if (w <= 0) {
 		ss->pend = &ss->uphead; /* retried as is (same buffer, same length) */
 		return R_UPWRITE;
 	}
-	drop_uphead(ss);
+	if (!retryable(ss))
+		drop_uphead(ss); /* else kept until the answer starts (loop_response) */
 	audit_injected(ss, ss->used);
 	return R_NONE;
 }
@@ -1273,6 +1338,7 @@ static int loop_response(struct session *ss, size_t hl, bool *more)
 	int w;
 
 	*more = false;
+	drop_uphead(ss); /* an answer started: no retry any more */
 	if (rs->status < 200 || http_response_body(rs, method, &kind, &len) < 0 ||
 	    (kind != HTTP_BODY_NONE && kind != HTTP_BODY_LENGTH) || len > BUF_CAP - hl ||
 	    (kind != HTTP_BODY_NONE && compressed(rs)))
@@ -1578,17 +1644,13 @@ static bool resume_session(struct session *ss, int r)
 	case R_SERVE:
 		return serve_request(ss, ss->rq, ss->hl);
 	case R_UPWRITE:
-		r = ssl_write_all(ss->u.ssl, ss->pend->v, ss->pend->n);
-		drop_uphead(ss);
-		if (r < 0) {
-			snprintf(why, sizeof(why), "upstream %s closed the connection",
-				 ss->t->host);
+		if (send_uphead(ss, ss->pend->v, ss->pend->n, why, sizeof(why)) < 0) {
+			drop_uphead(ss);
 			return bad_gateway(ss, why);
 		}
-		audit_injected(ss, ss->used);
 		/* fall through */
 	case R_RESP:
-		if (relay_response(ss, &ss->keep, why, sizeof(why)) < 0)
+		if (relay_answer(ss, why, sizeof(why)) < 0)
 			return bad_gateway(ss, why);
 		return ss->keep;
 	case R_CWRITE:
@@ -1597,6 +1659,7 @@ static bool resume_session(struct session *ss, int r)
 		ss->served++;
 		return ss->keep;
 	case R_TIMEOUT:
+		drop_uphead(ss);
 		snprintf(why, sizeof(why), "upstream %s sent no response", ss->t->host);
 		return bad_gateway(ss, why);
 	default:
@@ -1646,6 +1709,7 @@ void intercept_session(int client_fd, const struct intercept_target *t, const st
 	wipe(ss.u.buf, ss.u.high);
 	free(ss.c.buf);
 	free(ss.u.buf);
+	drop_uphead(&ss);
 	sbuf_free(&ss.uphead);
 	sbuf_free(&ss.out);
 	pthread_cond_destroy(&ss.cv);

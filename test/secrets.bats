@@ -664,3 +664,104 @@ PY
 	! grep '"decision":"error"' "$AUDIT"
 	[ "$(grep -c '"decision":"inject"' "$AUDIT")" -eq 3 ]
 }
+
+# A server may close an idle kept-alive connection just as the next request reaches it. The
+# upstream here reads the second request on each connection and closes without answering:
+# the proxy sends a GET once more on a new connection (the client never sees the race), but
+# never a POST, whose repetition could do a thing twice: that one gets the 502.
+@test "secrets: a safe request that met an upstream closing its kept-alive connection is sent again" {
+	cat >"$BATS_TEST_TMPDIR/race.py" <<'PY'
+import os, socket, ssl, sys, threading
+d, portf, seen = sys.argv[1:4]
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(os.path.join(d, "server.crt"), os.path.join(d, "server.key"))
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+with open(portf + ".tmp", "w") as f:
+    f.write(str(ls.getsockname()[1]))
+os.rename(portf + ".tmp", portf)
+n = 0
+def head(t):
+    h = b""
+    while b"\r\n\r\n" not in h:
+        d = t.recv(4096)
+        if not d:
+            return None
+        h += d
+    return h
+def serve(s, k):
+    try:
+        t = c.wrap_socket(s, server_side=True)
+        h = head(t)
+        if h is None:
+            return
+        with open(seen, "a") as f:
+            f.write(h.split(b"\r\n")[0].decode() + " conn %d\n" % k)
+        body = b"conn %d\n" % k
+        t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        h = head(t)  # the next request arrives as we close: no answer
+        if h is not None:
+            with open(seen, "a") as f:
+                f.write(h.split(b"\r\n")[0].decode() + " conn %d dropped\n" % k)
+        t.close()
+    except Exception:
+        pass
+while True:
+    s, _ = ls.accept()
+    n += 1
+    threading.Thread(target=serve, args=(s, n), daemon=True).start()
+PY
+	python3 "$BATS_TEST_TMPDIR/race.py" "$UPSTREAM_DIR" "$BATS_TEST_TMPDIR/race.port" \
+		"$BATS_TEST_TMPDIR/seen" >/dev/null 2>&1 3>&- </dev/null &
+	AUTH_PID=$!
+	wait_for_file "$BATS_TEST_TMPDIR/race.port" 10
+	OP="$(cat "$BATS_TEST_TMPDIR/race.port")"
+	cat >"$WS/race.py" <<'PY'
+import os, socket, ssl, sys, urllib.parse
+px = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+host, port, tok = "api.example.test", int(sys.argv[1]), os.environ["GH_TOKEN"]
+def connect():
+    s = socket.create_connection((px.hostname, px.port))
+    s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port, host.encode(), port))
+    h = b""
+    while not h.endswith(b"\r\n\r\n"):
+        h += s.recv(1)
+    t = ssl.create_default_context().wrap_socket(s, server_hostname=host)
+    return t, t.makefile("rb")
+def ask(t, f, method, path):
+    extra = b"Content-Length: 0\r\n" if method == "POST" else b""
+    t.sendall(b"%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: token %s\r\n%s\r\n" % (
+        method.encode(), path.encode(), host.encode(), port, tok.encode(), extra))
+    status = f.readline().split(b" ")[1].decode()
+    n = 0
+    while True:
+        l = f.readline()
+        if l == b"\r\n":
+            break
+        if l.lower().startswith(b"content-length:"):
+            n = int(l.split(b":")[1])
+    print(path, status, f.read(n).decode().strip().splitlines()[0])
+for method in ("GET", "POST"):
+    t, f = connect()
+    ask(t, f, method, "/%s-1" % method.lower())
+    ask(t, f, method, "/%s-2" % method.lower())
+    t.close()
+PY
+	aj_sep --log "$AUDIT" --upstream-ca "$UPSTREAM_CA" --add-host api.example.test=127.0.0.1 \
+		--allow "api.example.test:$OP" --secret GH_TOKEN@api.example.test -- \
+		/usr/bin/python3 race.py "$OP"
+	[ "$status" -eq 0 ] || fail "status $status: $output $stderr"
+	# the second GET met the close on conn 1 and was answered on a new connection
+	assert_line --index 0 "/get-1 200 conn 1"
+	assert_line --index 1 --regexp '^/get-2 200 conn [0-9]+$'
+	[ "${lines[1]##* }" != 1 ] || fail "answered on the closed connection: ${lines[1]}"
+	grep -q '^GET /get-2 HTTP/1.1 conn 1 dropped$' "$BATS_TEST_TMPDIR/seen" ||
+		fail "the upstream never saw the first try: $(cat "$BATS_TEST_TMPDIR/seen")"
+	# the POST that met the close was not repeated
+	assert_line --index 2 --regexp '^/post-1 200 conn [0-9]+$'
+	assert_line --index 3 --regexp '^/post-2 502 '
+	[ "$(grep -c '^POST /post-2 ' "$BATS_TEST_TMPDIR/seen")" -eq 1 ]
+	# one injection per request the jail made, whatever the retries
+	[ "$(grep -c '"decision":"inject"' "$AUDIT")" -eq 4 ]
+}
