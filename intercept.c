@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "audit.h"
@@ -53,6 +54,7 @@ struct side {
 	size_t high;	/* the most of buf ever used: what must be wiped at the end */
 	uint64_t bytes; /* payload bytes relayed from this side */
 	bool drained;	/* the last read(2) under SSL_read came back short: nothing left */
+	bool ended;	/* the peer closed or reset the connection (not: a timeout, garbage) */
 };
 
 struct session {
@@ -113,6 +115,33 @@ static int side_read(struct side *s)
 	return r;
 }
 
+/*
+ * Why SSL_read returned r <= 0: 0 at the end of the stream, -1 otherwise. s->ended (kept
+ * until the connection is closed) notes that the peer closed or reset it, as opposed to
+ * a receive timeout (WANT_READ under SO_RCVTIMEO) or a TLS error.
+ */
+static int side_end(struct side *s, int r)
+{
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_ZERO_RETURN:
+		s->ended = true;
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (errno == 0) { /* EOF without close_notify */
+			s->ended = true;
+			return 0;
+		}
+		s->ended |= errno == ECONNRESET || errno == EPIPE;
+		return -1;
+	case SSL_ERROR_SSL: /* OpenSSL 3 reports an EOF without close_notify so */
+		s->ended |= ERR_GET_REASON(ERR_peek_last_error()) ==
+			    SSL_R_UNEXPECTED_EOF_WHILE_READING;
+		return -1;
+	default:
+		return -1;
+	}
+}
+
 /* Read more into s->buf. > 0 bytes, 0 at end of stream, -1 on error. */
 static int side_fill(struct side *s)
 {
@@ -121,16 +150,7 @@ static int side_fill(struct side *s)
 	if (s->len >= BUF_CAP)
 		return -1;
 	r = side_read(s);
-	if (r > 0)
-		return r;
-	switch (SSL_get_error(s->ssl, r)) {
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	case SSL_ERROR_SYSCALL:
-		return errno == 0 ? 0 : -1; /* EOF without close_notify */
-	default:
-		return -1;
-	}
+	return r > 0 ? r : side_end(s, r);
 }
 
 static void side_consume(struct side *s, size_t n)
@@ -208,6 +228,7 @@ static void upstream_close(struct session *ss)
 		close(ss->u.fd);
 	ss->u.fd = -1;
 	ss->u.len = 0;
+	ss->u.ended = false;
 	ss->served = 0;
 }
 
@@ -733,8 +754,8 @@ static void build_response_head(const struct http_response *rs, enum http_body k
 /*
  * Relay the upstream's answer; interim 1xx answers are forwarded. 0 with *keep telling
  * whether the connection may carry another request, or -1 (with why) before anything of
- * the final answer went to the client; -2 (with why) when the upstream ended before any
- * byte of an answer.
+ * the final answer went to the client; -2 (with why) when the upstream closed or reset
+ * the connection before any byte of an answer (not when it timed out).
  */
 static int relay_response(struct session *ss, bool *keep, char *why, size_t whysz)
 {
@@ -755,7 +776,7 @@ static int relay_response(struct session *ss, bool *keep, char *why, size_t whys
 		if (hl <= 0) {
 			snprintf(why, whysz, "upstream %s sent %s", ss->t->host,
 				 hl == 0 || !ss->u.len ? "no response" : "a malformed response");
-			if (!ss->u.len && !interim) /* no byte of an answer came */
+			if (!ss->u.len && !interim && ss->u.ended) /* closed, no answer */
 				ret = -2;
 			goto out;
 		}
@@ -970,8 +991,9 @@ static bool bad_gateway(struct session *ss, const char *why)
  * A server may close an idle kept-alive connection just as our request reaches it. A
  * request that is safe to repeat (RFC 9110, 9.2.2: GET, HEAD, OPTIONS; no body) and went
  * out on a connection that had already served is then sent once more, on a new one,
- * instead of answering 502. The rewritten head (it holds values) is kept until an answer
- * starts for that, and wiped then.
+ * instead of answering 502; never after a timeout (the server may be acting on it). The
+ * rewritten head (it holds values) is kept for that until the answer is relayed, or on
+ * the event loop's path until its head arrived, and wiped then.
  */
 static bool retryable(const struct session *ss)
 {
@@ -1248,6 +1270,7 @@ static int nb_fill(struct side *s, bool *rd)
 		*rd = false;
 		return 0;
 	}
+	(void)side_end(s, r); /* (notes a close for the thread the session goes back to) */
 	return -1;
 }
 

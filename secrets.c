@@ -53,11 +53,38 @@ extern char **environ;
 
 /* ---- small buffers ---- */
 
+/*
+ * Grown by hand, not with realloc(): a realloc that moves the block frees the old one with
+ * the value bytes it held (a request head grows while values are substituted into it).
+ */
+static void sbuf_reserve(struct sbuf *b, size_t need)
+{
+	size_t ncap = b->cap ? b->cap : 64;
+	char *nv;
+
+	if (need <= b->cap)
+		return;
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2)
+			die("out of memory");
+		ncap *= 2;
+	}
+	nv = xmalloc(ncap);
+	if (b->n)
+		memcpy(nv, b->v, b->n);
+	if (b->v) {
+		wipe(b->v, b->cap);
+		free(b->v);
+	}
+	b->v = nv;
+	b->cap = ncap;
+}
+
 void sbuf_add(struct sbuf *b, const void *p, size_t len)
 {
 	if (!len)
 		return;
-	vec_grow((void **)&b->v, &b->cap, b->n + len + 1, 1);
+	sbuf_reserve(b, b->n + len + 1);
 	memcpy(b->v + b->n, p, len);
 	b->n += len;
 	b->v[b->n] = '\0';
