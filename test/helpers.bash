@@ -32,6 +32,7 @@ export AJ PROBE REPO UPSTREAM_PY AJ_TIMEOUT
 # Names the upstream's certificate covers by default (tests point them at 127.0.0.1 with
 # agentjail's --add-host).
 UPSTREAM_NAMES_DEFAULT="example.test,api.example.test,other.test,git.example.test,billing-debug.external.dev,localhost"
+UPSTREAM_PIDS=()
 
 _aj_tmp() {
 	if [ -n "${BATS_TEST_TMPDIR:-}" ]; then
@@ -122,6 +123,7 @@ start_upstream() {
 		--port-file "$UPSTREAM_DIR/port" --log "$UPSTREAM_LOG" "${args[@]}" \
 		>"$UPSTREAM_DIR/server.out" 2>&1 3>&- </dev/null &
 	UPSTREAM_PID=$!
+	UPSTREAM_PIDS+=("$UPSTREAM_PID") # a test may start a second one: stop_upstream ends all
 	if ! wait_for_file "$UPSTREAM_DIR/port" 20; then
 		echo "# upstream did not start:" >&2
 		cat "$UPSTREAM_DIR/server.out" >&2
@@ -138,11 +140,14 @@ start_upstream() {
 }
 
 stop_upstream() {
-	if [ -n "${UPSTREAM_PID:-}" ]; then
-		kill "$UPSTREAM_PID" 2>/dev/null || true
-		wait "$UPSTREAM_PID" 2>/dev/null || true
-		UPSTREAM_PID=
-	fi
+	local pid
+
+	for pid in ${UPSTREAM_PIDS[@]+"${UPSTREAM_PIDS[@]}"}; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	UPSTREAM_PIDS=()
+	UPSTREAM_PID=
 }
 
 # require_jail: fail unless "$AJ" demonstrably builds a jail (hostname agentjail, its own mount
