@@ -1016,11 +1016,11 @@ static int resend(struct session *ss, char *why, size_t whysz)
 }
 
 /* Send the head in ss->uphead upstream (again on a new connection if allowed), and audit
- * the injection once it went out. Kept for a retry when retryable(), else wiped. */
-static int send_uphead(struct session *ss, const void *buf, size_t len, char *why,
-		       size_t whysz)
+ * the injection once it went out. Kept for a retry when retryable(), else wiped (always
+ * when sending failed). */
+static int send_uphead(struct session *ss, char *why, size_t whysz)
 {
-	int r = ssl_write_all(ss->u.ssl, buf, len);
+	int r = ssl_write_all(ss->u.ssl, ss->uphead.v, ss->uphead.n);
 
 	if (r < 0 && retryable(ss))
 		r = resend(ss, why, whysz);
@@ -1080,10 +1080,8 @@ static bool serve_request(struct session *ss, const struct http_request *rq, siz
 	}
 	side_consume(&ss->c, hl);
 	ss->reused = ss->served > 0 && ck.kind == HTTP_BODY_NONE;
-	if (send_uphead(ss, ss->uphead.v, ss->uphead.n, why, sizeof(why)) < 0) {
-		drop_uphead(ss);
+	if (send_uphead(ss, why, sizeof(why)) < 0)
 		return bad_gateway(ss, why);
-	}
 
 	/*
 	 * Expect: 100-continue is answered here and not forwarded: an upstream that ignores
@@ -1667,10 +1665,9 @@ static bool resume_session(struct session *ss, int r)
 	case R_SERVE:
 		return serve_request(ss, ss->rq, ss->hl);
 	case R_UPWRITE:
-		if (send_uphead(ss, ss->pend->v, ss->pend->n, why, sizeof(why)) < 0) {
-			drop_uphead(ss);
+		/* (ss->pend is ss->uphead: OpenSSL wants the same buffer again) */
+		if (send_uphead(ss, why, sizeof(why)) < 0)
 			return bad_gateway(ss, why);
-		}
 		/* fall through */
 	case R_RESP:
 		if (relay_answer(ss, why, sizeof(why)) < 0)
@@ -1732,8 +1729,7 @@ void intercept_session(int client_fd, const struct intercept_target *t, const st
 	wipe(ss.u.buf, ss.u.high);
 	free(ss.c.buf);
 	free(ss.u.buf);
-	drop_uphead(&ss);
-	sbuf_free(&ss.uphead);
+	sbuf_free(&ss.uphead); /* (wipes) */
 	sbuf_free(&ss.out);
 	pthread_cond_destroy(&ss.cv);
 	pthread_mutex_destroy(&ss.mu);
