@@ -592,40 +592,8 @@ PY
 # proxy sees the close while the session waits in the event loop and dials again for the
 # next request, which the client sends on its still-open connection.
 @test "secrets: a kept-alive upstream that closed between requests is redialled transparently" {
-	cat >"$BATS_TEST_TMPDIR/once.py" <<'PY'
-import os, socket, ssl, sys, threading, time
-d, portf = sys.argv[1:3]
-c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-c.load_cert_chain(os.path.join(d, "server.crt"), os.path.join(d, "server.key"))
-ls = socket.socket()
-ls.bind(("127.0.0.1", 0))
-ls.listen(8)
-with open(portf + ".tmp", "w") as f:
-    f.write(str(ls.getsockname()[1]))
-os.rename(portf + ".tmp", portf)
-n = 0
-def serve(s, k):
-    try:
-        t = c.wrap_socket(s, server_side=True)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            d = t.recv(4096)
-            if not d:
-                return
-            head += d
-        body = b"conn %d\n" % k
-        t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        time.sleep(0.1)
-        t.close()
-    except Exception:
-        pass
-while True:
-    s, _ = ls.accept()
-    n += 1
-    threading.Thread(target=serve, args=(s, n), daemon=True).start()
-PY
-	python3 "$BATS_TEST_TMPDIR/once.py" "$UPSTREAM_DIR" "$BATS_TEST_TMPDIR/once.port" \
-		>/dev/null 2>&1 3>&- </dev/null &
+	python3 "$REPO/test/oneshot_upstream.py" "$UPSTREAM_DIR" "$BATS_TEST_TMPDIR/once.port" \
+		idle-close >/dev/null 2>&1 3>&- </dev/null &
 	AUTH_PID=$!
 	wait_for_file "$BATS_TEST_TMPDIR/once.port" 10
 	OP="$(cat "$BATS_TEST_TMPDIR/once.port")"
@@ -670,50 +638,8 @@ PY
 # the proxy sends a GET once more on a new connection (the client never sees the race), but
 # never a POST, whose repetition could do a thing twice: that one gets the 502.
 @test "secrets: a safe request that met an upstream closing its kept-alive connection is sent again" {
-	cat >"$BATS_TEST_TMPDIR/race.py" <<'PY'
-import os, socket, ssl, sys, threading
-d, portf, seen = sys.argv[1:4]
-c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-c.load_cert_chain(os.path.join(d, "server.crt"), os.path.join(d, "server.key"))
-ls = socket.socket()
-ls.bind(("127.0.0.1", 0))
-ls.listen(8)
-with open(portf + ".tmp", "w") as f:
-    f.write(str(ls.getsockname()[1]))
-os.rename(portf + ".tmp", portf)
-n = 0
-def head(t):
-    h = b""
-    while b"\r\n\r\n" not in h:
-        d = t.recv(4096)
-        if not d:
-            return None
-        h += d
-    return h
-def serve(s, k):
-    try:
-        t = c.wrap_socket(s, server_side=True)
-        h = head(t)
-        if h is None:
-            return
-        with open(seen, "a") as f:
-            f.write(h.split(b"\r\n")[0].decode() + " conn %d\n" % k)
-        body = b"conn %d\n" % k
-        t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        h = head(t)  # the next request arrives as we close: no answer
-        if h is not None:
-            with open(seen, "a") as f:
-                f.write(h.split(b"\r\n")[0].decode() + " conn %d dropped\n" % k)
-        t.close()
-    except Exception:
-        pass
-while True:
-    s, _ = ls.accept()
-    n += 1
-    threading.Thread(target=serve, args=(s, n), daemon=True).start()
-PY
-	python3 "$BATS_TEST_TMPDIR/race.py" "$UPSTREAM_DIR" "$BATS_TEST_TMPDIR/race.port" \
-		"$BATS_TEST_TMPDIR/seen" >/dev/null 2>&1 3>&- </dev/null &
+	python3 "$REPO/test/oneshot_upstream.py" "$UPSTREAM_DIR" "$BATS_TEST_TMPDIR/race.port" \
+		close-on-next "$BATS_TEST_TMPDIR/seen" >/dev/null 2>&1 3>&- </dev/null &
 	AUTH_PID=$!
 	wait_for_file "$BATS_TEST_TMPDIR/race.port" 10
 	OP="$(cat "$BATS_TEST_TMPDIR/race.port")"
