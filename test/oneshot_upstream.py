@@ -9,6 +9,8 @@ MODE:
                connection out between requests
   close-on-next  read the next request, then close without answering: the close that
                meets a request already sent
+  stall-on-next  read the next request, then neither answer nor close for 10 s: a slow
+               upstream, not a closed one
 SEEN, when given, gets each request line read, with its connection ("... conn N", and
 "dropped" for one read and left unanswered).
 """
@@ -21,7 +23,7 @@ import time
 
 certdir, portf, mode = sys.argv[1:4]
 seen = sys.argv[4] if len(sys.argv) > 4 else None
-if mode not in ("idle-close", "close-on-next"):
+if mode not in ("idle-close", "close-on-next", "stall-on-next"):
     sys.exit("oneshot_upstream.py: unknown mode " + mode)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(os.path.join(certdir, "server.crt"), os.path.join(certdir, "server.key"))
@@ -59,6 +61,8 @@ def serve(s, k):
             h = head(t)
             if h is not None:
                 note("%s conn %d dropped" % (h.split(b"\r\n")[0].decode(), k))
+            if mode == "stall-on-next":
+                time.sleep(10)
         t.close()
     except Exception:
         pass

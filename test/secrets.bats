@@ -691,3 +691,70 @@ PY
 	# one injection per request the jail made, whatever the retries
 	[ "$(grep -c '"decision":"inject"' "$AUDIT")" -eq 4 ]
 }
+
+# The retry above is for a closed connection only: an upstream that is merely slow may be
+# acting on the request. With the proxy's I/O timeout shortened to 3 s in a copy built for
+# this test, a second GET that the upstream reads and sits on gets the timeout's 502 and is
+# never sent again: pipelined (the session's thread serves it, blocking) and alone (the
+# event loop holds it).
+@test "secrets: a safe request that met a slow upstream is not sent again" {
+	local tree="$BATS_TEST_TMPDIR/tree"
+	mkdir -p "$tree"
+	(cd "$REPO" && tar -cf - ./*.c ./*.h Makefile mk gen profiles) | tar -C "$tree" -xf -
+	CFLAGS="-O1 -g -DIO_TIMEOUT_S=3" make -s -C "$tree" agentjail >"$BATS_TEST_TMPDIR/build.log" 2>&1 ||
+		fail "building the short-timeout copy failed: $(tail -n 5 "$BATS_TEST_TMPDIR/build.log")"
+	python3 "$REPO/test/oneshot_upstream.py" "$UPSTREAM_DIR" "$BATS_TEST_TMPDIR/slow.port" \
+		stall-on-next "$BATS_TEST_TMPDIR/seen" >/dev/null 2>&1 3>&- </dev/null &
+	AUTH_PID=$!
+	wait_for_file "$BATS_TEST_TMPDIR/slow.port" 10
+	OP="$(cat "$BATS_TEST_TMPDIR/slow.port")"
+	cat >"$WS/slow.py" <<'PY'
+import os, socket, ssl, sys, urllib.parse
+px = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+host, port, tok = "api.example.test", int(sys.argv[1]), os.environ["GH_TOKEN"]
+def connect():
+    s = socket.create_connection((px.hostname, px.port))
+    s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port, host.encode(), port))
+    h = b""
+    while not h.endswith(b"\r\n\r\n"):
+        h += s.recv(1)
+    t = ssl.create_default_context().wrap_socket(s, server_hostname=host)
+    return t, t.makefile("rb")
+def req(path):
+    return b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: token %s\r\n\r\n" % (
+        path.encode(), host.encode(), port, tok.encode())
+def answer(f, path):
+    status = f.readline().split(b" ")[1].decode()
+    n = 0
+    while True:
+        l = f.readline()
+        if l == b"\r\n":
+            break
+        if l.lower().startswith(b"content-length:"):
+            n = int(l.split(b":")[1])
+    print(path, status, f.read(n).decode().strip().splitlines()[0])
+t, f = connect()                 # pipelined: both requests in one write
+t.sendall(req("/p-1") + req("/p-2"))
+answer(f, "/p-1")
+answer(f, "/p-2")
+t.close()
+t, f = connect()                 # one after the other: the second waits in the event loop
+t.sendall(req("/s-1"))
+answer(f, "/s-1")
+t.sendall(req("/s-2"))
+answer(f, "/s-2")
+t.close()
+PY
+	AJ="$tree/agentjail" aj_sep --log "$AUDIT" --upstream-ca "$UPSTREAM_CA" \
+		--add-host api.example.test=127.0.0.1 --allow "api.example.test:$OP" \
+		--secret GH_TOKEN@api.example.test -- /usr/bin/python3 slow.py "$OP"
+	[ "$status" -eq 0 ] || fail "status $status: $output $stderr"
+	assert_line --index 0 --regexp '^/p-1 200 conn [0-9]+$'
+	assert_line --index 1 --regexp '^/p-2 502 .*no response'
+	assert_line --index 2 --regexp '^/s-1 200 conn [0-9]+$'
+	assert_line --index 3 --regexp '^/s-2 502 .*no response'
+	for p in /p-2 /s-2; do
+		[ "$(grep -c "^GET $p " "$BATS_TEST_TMPDIR/seen")" -eq 1 ] ||
+			fail "$p reached the upstream more than once: $(cat "$BATS_TEST_TMPDIR/seen")"
+	done
+}
