@@ -9,7 +9,7 @@ MODE:
                connection out between requests
   close-on-next  read the next request, then close without answering: the close that
                meets a request already sent
-  stall-on-next  read the next request, then neither answer nor close for 10 s: a slow
+  stall-on-next  read the next request, then neither answer nor close for 30 s: a slow
                upstream, not a closed one
 SEEN, when given, gets each request line read, with its connection ("... conn N", and
 "dropped" for one read and left unanswered).
@@ -62,7 +62,7 @@ def serve(s, k):
             if h is not None:
                 note("%s conn %d dropped" % (h.split(b"\r\n")[0].decode(), k))
             if mode == "stall-on-next":
-                time.sleep(10)
+                time.sleep(30)  # past any timeout of the proxy under test
         t.close()
     except Exception:
         pass

@@ -696,7 +696,8 @@ PY
 # acting on the request. With the proxy's I/O timeout shortened to 3 s in a copy built for
 # this test, a second GET that the upstream reads and sits on gets the timeout's 502 and is
 # never sent again: pipelined (the session's thread serves it, blocking) and alone (the
-# event loop holds it).
+# event loop holds it; its 5 s sweep answers within 3-9 s). The upstream sits on it for
+# 30 s, so that its close cannot come first (that would be a close, and retried).
 @test "secrets: a safe request that met a slow upstream is not sent again" {
 	local tree="$BATS_TEST_TMPDIR/tree"
 	mkdir -p "$tree"
