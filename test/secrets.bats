@@ -597,38 +597,14 @@ PY
 	AUTH_PID=$!
 	wait_for_file "$BATS_TEST_TMPDIR/once.port" 10
 	OP="$(cat "$BATS_TEST_TMPDIR/once.port")"
-	cat >"$WS/three.py" <<'PY'
-import os, socket, ssl, sys, time, urllib.parse
-px = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
-host, port, tok = "api.example.test", int(sys.argv[1]), os.environ["GH_TOKEN"]
-s = socket.create_connection((px.hostname, px.port))
-s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port, host.encode(), port))
-head = b""
-while not head.endswith(b"\r\n\r\n"):
-    head += s.recv(1)
-t = ssl.create_default_context().wrap_socket(s, server_hostname=host)
-f = t.makefile("rb")
-for path in ("/a", "/b", "/c"):
-    t.sendall(b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: token %s\r\n\r\n" % (
-        path.encode(), host.encode(), port, tok.encode()))
-    assert b" 200 " in f.readline()
-    n = 0
-    while True:
-        l = f.readline()
-        if l == b"\r\n":
-            break
-        if l.lower().startswith(b"content-length:"):
-            n = int(l.split(b":")[1])
-    print(f.read(n).decode().strip())
-    time.sleep(0.5)  # the upstream closes its side meanwhile
-PY
+	cp "$REPO/test/ka_client.py" "$WS/"
 	aj_sep --log "$AUDIT" --upstream-ca "$UPSTREAM_CA" --add-host api.example.test=127.0.0.1 \
 		--allow "api.example.test:$OP" --secret GH_TOKEN@api.example.test -- \
-		/usr/bin/python3 three.py "$OP"
+		/usr/bin/python3 ka_client.py "$OP" "~GET /a,GET /b,GET /c"
 	[ "$status" -eq 0 ] || fail "status $status: $output $stderr"
 	# every request answered on the client's one connection, each on a fresh upstream one
-	[ "$(grep -c '^conn [0-9]*$' <<<"$output")" -eq 3 ]
-	[ "$(grep '^conn' <<<"$output" | sort -u | wc -l)" -eq 3 ]
+	[ "$(grep -c '^/[abc] 200 conn [0-9]*$' <<<"$output")" -eq 3 ]
+	[ "$(grep -o 'conn [0-9]*$' <<<"$output" | sort -u | wc -l)" -eq 3 ]
 	! grep '"decision":"error"' "$AUDIT"
 	[ "$(grep -c '"decision":"inject"' "$AUDIT")" -eq 3 ]
 }
@@ -643,40 +619,10 @@ PY
 	AUTH_PID=$!
 	wait_for_file "$BATS_TEST_TMPDIR/race.port" 10
 	OP="$(cat "$BATS_TEST_TMPDIR/race.port")"
-	cat >"$WS/race.py" <<'PY'
-import os, socket, ssl, sys, urllib.parse
-px = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
-host, port, tok = "api.example.test", int(sys.argv[1]), os.environ["GH_TOKEN"]
-def connect():
-    s = socket.create_connection((px.hostname, px.port))
-    s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port, host.encode(), port))
-    h = b""
-    while not h.endswith(b"\r\n\r\n"):
-        h += s.recv(1)
-    t = ssl.create_default_context().wrap_socket(s, server_hostname=host)
-    return t, t.makefile("rb")
-def ask(t, f, method, path):
-    extra = b"Content-Length: 0\r\n" if method == "POST" else b""
-    t.sendall(b"%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: token %s\r\n%s\r\n" % (
-        method.encode(), path.encode(), host.encode(), port, tok.encode(), extra))
-    status = f.readline().split(b" ")[1].decode()
-    n = 0
-    while True:
-        l = f.readline()
-        if l == b"\r\n":
-            break
-        if l.lower().startswith(b"content-length:"):
-            n = int(l.split(b":")[1])
-    print(path, status, f.read(n).decode().strip().splitlines()[0])
-for method in ("GET", "POST"):
-    t, f = connect()
-    ask(t, f, method, "/%s-1" % method.lower())
-    ask(t, f, method, "/%s-2" % method.lower())
-    t.close()
-PY
+	cp "$REPO/test/ka_client.py" "$WS/"
 	aj_sep --log "$AUDIT" --upstream-ca "$UPSTREAM_CA" --add-host api.example.test=127.0.0.1 \
 		--allow "api.example.test:$OP" --secret GH_TOKEN@api.example.test -- \
-		/usr/bin/python3 race.py "$OP"
+		/usr/bin/python3 ka_client.py "$OP" "GET /get-1,GET /get-2" "POST /post-1,POST /post-2"
 	[ "$status" -eq 0 ] || fail "status $status: $output $stderr"
 	# the second GET met the close on conn 1 and was answered on a new connection
 	assert_line --index 0 "/get-1 200 conn 1"
@@ -709,46 +655,11 @@ PY
 	AUTH_PID=$!
 	wait_for_file "$BATS_TEST_TMPDIR/slow.port" 10
 	OP="$(cat "$BATS_TEST_TMPDIR/slow.port")"
-	cat >"$WS/slow.py" <<'PY'
-import os, socket, ssl, sys, urllib.parse
-px = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
-host, port, tok = "api.example.test", int(sys.argv[1]), os.environ["GH_TOKEN"]
-def connect():
-    s = socket.create_connection((px.hostname, px.port))
-    s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port, host.encode(), port))
-    h = b""
-    while not h.endswith(b"\r\n\r\n"):
-        h += s.recv(1)
-    t = ssl.create_default_context().wrap_socket(s, server_hostname=host)
-    return t, t.makefile("rb")
-def req(path):
-    return b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: token %s\r\n\r\n" % (
-        path.encode(), host.encode(), port, tok.encode())
-def answer(f, path):
-    status = f.readline().split(b" ")[1].decode()
-    n = 0
-    while True:
-        l = f.readline()
-        if l == b"\r\n":
-            break
-        if l.lower().startswith(b"content-length:"):
-            n = int(l.split(b":")[1])
-    print(path, status, f.read(n).decode().strip().splitlines()[0])
-t, f = connect()                 # pipelined: both requests in one write
-t.sendall(req("/p-1") + req("/p-2"))
-answer(f, "/p-1")
-answer(f, "/p-2")
-t.close()
-t, f = connect()                 # one after the other: the second waits in the event loop
-t.sendall(req("/s-1"))
-answer(f, "/s-1")
-t.sendall(req("/s-2"))
-answer(f, "/s-2")
-t.close()
-PY
+	cp "$REPO/test/ka_client.py" "$WS/"
 	AJ="$tree/agentjail" aj_sep --log "$AUDIT" --upstream-ca "$UPSTREAM_CA" \
 		--add-host api.example.test=127.0.0.1 --allow "api.example.test:$OP" \
-		--secret GH_TOKEN@api.example.test -- /usr/bin/python3 slow.py "$OP"
+		--secret GH_TOKEN@api.example.test -- \
+		/usr/bin/python3 ka_client.py "$OP" "+GET /p-1,GET /p-2" "GET /s-1,GET /s-2"
 	[ "$status" -eq 0 ] || fail "status $status: $output $stderr"
 	assert_line --index 0 --regexp '^/p-1 200 conn [0-9]+$'
 	assert_line --index 1 --regexp '^/p-2 502 .*no response'
