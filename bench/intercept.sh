@@ -11,6 +11,11 @@
 #                placeholder in `Authorization: Bearer $BENCH_TOKEN` for the value
 #   mitmproxy    mitmdump on 127.0.0.1 with an addon that sets one header (the same
 #                Authorization header), bodies streamed; the client trusts mitmproxy's CA
+#   nginx-rp     a reference, not a competitor: a second nginx as a TLS-terminating reverse
+#                proxy that sets the same header (lib.sh start_nginx_proxy), reached
+#                directly.  The same two TLS endpoints and two loopback hops per request as
+#                the intercepting proxy, without CONNECT, the jail or any secret check: how
+#                close to direct an optimised C proxy gets on this machine.
 #
 # Figures: 1 GiB download rate (median of REPS, interleaved); requests per second of
 # kept-alive 1 KiB requests at concurrency 50 (tlsclient -m rate -k 50); median latency of a
@@ -47,6 +52,8 @@ bg "$T/mitm/out" mitmdump -q --listen-host 127.0.0.1 -p "$MP" --set confdir="$T/
 	--set connection_strategy=lazy -s "$T/mitm/addon.py"
 wait_port "$MP" 60
 for _ in $(seq 100); do [ -s "$T/mitm/mitmproxy-ca-cert.pem" ] && break; sleep 0.1; done
+RP="$(free_port)"
+start_nginx_proxy "$T" "$RP" "$NP"
 
 WS="$T/ws"
 mkdir -p "$WS" "$T/res"
@@ -57,7 +64,7 @@ URL="https://bench.test:$NP"
 export BENCH_TOKEN="bench-secret-value-0123456789"
 AJI=("$AJ" -q --allow "bench.test:$NP" --add-host bench.test=127.0.0.1 --upstream-ca "$T/ca.crt"
 	--secret BENCH_TOKEN@bench.test)
-WAYS=(direct agentjail mitmproxy)
+WAYS=(direct agentjail mitmproxy nginx-rp)
 # The jail's clients trust the run CA through the variables agentjail sets (CURL_CA_BUNDLE,
 # SSL_CERT_FILE): no --cacert / -C there.  $BENCH_TOKEN is expanded inside the jail (the
 # placeholder); the proxy puts the value in.
@@ -72,6 +79,8 @@ dl() {
 	mitmproxy) timeout 300 curl -sS --fail --cacert mitm-ca.crt -o /dev/null \
 		-w '%{speed_download}\n' -x "http://127.0.0.1:$MP" \
 		--connect-to "bench.test:$NP:127.0.0.1:$NP" "$URL/1g" ;;
+	nginx-rp) timeout 300 curl -sS --fail --cacert ca.crt -o /dev/null -w '%{speed_download}\n' \
+		--resolve "bench.test:$RP:127.0.0.1" "https://bench.test:$RP/1g" ;;
 	esac
 }
 
@@ -86,6 +95,7 @@ tc() {
 		-H "Authorization: Bearer $BENCH_TOKEN" "$@"' "$NP" "$@" ;;
 	mitmproxy) timeout 300 ./tlsclient -C mitm-ca.crt -x "127.0.0.1:$MP" -T 127.0.0.1 \
 		-h bench.test -P "$NP" -u /1k "$@" ;;
+	nginx-rp) timeout 300 ./tlsclient -C ca.crt -h bench.test -P "$RP" -u /1k "$@" ;;
 	esac
 }
 
@@ -133,13 +143,15 @@ A_RATE="$(median "$T/res/rate.agentjail")"
 M_RATE="$(median "$T/res/rate.mitmproxy")"
 
 section "request on a new connection (TCP + CONNECT + TLS both sides + 1 KiB GET), $NEW_N each, median of $REPS"
+# not nginx-rp: no CONNECT, and its upstream connection stays open
+NEW_WAYS=(direct agentjail mitmproxy)
 for _ in $(seq "$REPS"); do
-	for w in "${WAYS[@]}"; do
+	for w in "${NEW_WAYS[@]}"; do
 		out="$(tc "$w" -m new -n "$NEW_N")"
 		kv "$out" median_ms >>"$T/res/new.$w"
 	done
 done
-for w in "${WAYS[@]}"; do
+for w in "${NEW_WAYS[@]}"; do
 	printf '  %-10s %.3f ms\n' "$w" "$(median "$T/res/new.$w")"
 done
 A_NEW="$(median "$T/res/new.agentjail")"
@@ -151,6 +163,14 @@ printf '  new intercepted connection + 1 request: proxy %.3f ms, nginx %.3f ms (
 	"$(kv "$CPU_NEW" proxy_ms_per_op)" "$(kv "$CPU_NEW" nginx_ms_per_op)" "$(kv "$CPU_NEW" ops)"
 printf '  kept-alive request at c=50:             proxy %.4f ms, nginx %.4f ms (ops %s)\n' \
 	"$(kv "$CPU_RATE" proxy_ms_per_op)" "$(kv "$CPU_RATE" nginx_ms_per_op)" "$(kv "$CPU_RATE" ops)"
+# the reference proxy's workers, over one whole rate run
+mapfile -t RPW < <(pgrep -P "$NGINX_PROXY_PID")
+a="$(cpu_ticks "${RPW[@]}")"
+out="$(tc nginx-rp -m rate -k 50 -t "$RATE_SECONDS")"
+b="$(cpu_ticks "${RPW[@]}")"
+printf '  kept-alive request at c=50, nginx-rp:   proxy %.4f ms (its %d workers; ops %s)\n' \
+	"$(awk -v t=$((b - a)) -v o="$(kv "$out" requests)" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { print t * 1000 / hz / o }')" "${#RPW[@]}" "$(kv "$out" requests)"
 
 section "targets (issue 5)"
 printf '  intercepted throughput %.2f x direct (>= 0.40): %s; %.2f x mitmproxy (>= 1.3): %s\n' \
@@ -160,3 +180,6 @@ printf '  kept-alive req/s at c=50 %.2f x direct (>= 0.7): %s; %.1f x mitmproxy 
 	"$(ratio "$A_RATE" "$D_RATE")" "$(verdict "$A_RATE >= 0.7 * $D_RATE")" \
 	"$(ratio "$A_RATE" "$M_RATE")" "$(verdict "$A_RATE >= 10 * $M_RATE")"
 printf '  new intercepted connection median %.3f ms (<= 2.5): %s\n' "$A_NEW" "$(verdict "$A_NEW <= 2.5")"
+R_RATE="$(median "$T/res/rate.nginx-rp")"
+printf '  reference: nginx as a TLS reverse proxy, kept-alive %.2f x direct, agentjail %.2f x it\n' \
+	"$(ratio "$R_RATE" "$D_RATE")" "$(ratio "$A_RATE" "$R_RATE")"

@@ -154,6 +154,62 @@ EOF
 	wait_port "$port" 10
 }
 
+# start_nginx_proxy DIR PORT UPSTREAM_PORT: a second nginx, a TLS-terminating reverse proxy on
+# 127.0.0.1:PORT for bench.test (certificates in DIR) in front of the nginx on UPSTREAM_PORT:
+# its own verified, kept-alive TLS upstream, one header set, bodies streamed.  A reference for
+# the intercepting proxy: the same two TLS endpoints and two loopback hops per request, in the
+# best-known C event loop, without what agentjail adds (CONNECT, the jail, the secret checks).
+start_nginx_proxy() {
+	local c="$1" d="$1/nginx-proxy" port="$2" up="$3"
+	mkdir -p "$d/tmp"
+	cat >"$d/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+worker_rlimit_nofile 8192;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $d/tmp/body;
+	proxy_temp_path $d/tmp/proxy;
+	fastcgi_temp_path $d/tmp/fastcgi;
+	uwsgi_temp_path $d/tmp/uwsgi;
+	scgi_temp_path $d/tmp/scgi;
+	keepalive_requests 1000000;
+	keepalive_timeout 300s;
+	upstream origin {
+		server 127.0.0.1:$up;
+		keepalive 128;
+		keepalive_requests 1000000;
+	}
+	server {
+		listen 127.0.0.1:$port ssl;
+		server_name bench.test;
+		ssl_certificate $c/server.crt;
+		ssl_certificate_key $c/server.key;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		location / {
+			proxy_pass https://origin;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host bench.test;
+			proxy_set_header Authorization "Bearer bench-secret-value-0123456789";
+			proxy_buffering off;
+			proxy_ssl_server_name on;
+			proxy_ssl_name bench.test;
+			proxy_ssl_verify on;
+			proxy_ssl_trusted_certificate $c/ca.crt;
+			proxy_ssl_session_reuse on;
+		}
+	}
+}
+EOF
+	bg "$d/out" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
+	NGINX_PROXY_PID=$!
+	wait_port "$port" 10
+}
+
 # start_squid DIR PORT / start_tinyproxy DIR PORT: plain CONNECT proxies on 127.0.0.1.
 start_squid() {
 	local d="$1/squid" port="$2"
@@ -230,6 +286,14 @@ proxy_pid() {
 		n=$((n - 1))
 	done
 	return 1
+}
+
+# cpu_ticks PID...: user + system clock ticks of the processes PID..., summed.
+cpu_ticks() {
+	local p
+	for p in "$@"; do
+		cat "/proc/$p/stat"
+	done | awk '{ t += $14 + $15 } END { print t + 0 }'
 }
 
 section() {
