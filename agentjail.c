@@ -24,11 +24,14 @@
 #include "jail.h"
 #include "policy.h"
 #include "proxy.h"
+#include "pty.h"
 #include "seccomp.h"
 
 extern char **environ;
 
 static volatile sig_atomic_t init_pid;
+/* The command's own terminal, when the caller gave it one (pty.c). */
+static struct pty tty = { .master = -1, .slave = -1, .in = -1, .out = -1 };
 static char **orig_argv; /* overwritten in init: /proc/1/cmdline shows nothing */
 
 /* Host variables that may enter the jail unasked: none of them carries a credential. */
@@ -466,8 +469,14 @@ static const int fwd_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, S
 static void forward(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
-	/* A signal the terminal sent (Ctrl-C) already reached the command's process group. */
-	if (si && si->si_code == SI_KERNEL && isatty(STDIN_FILENO))
+	/* With a relay the command's own terminal tells it the new size. */
+	if (sig == SIGWINCH && tty.master >= 0) {
+		pty_winch(&tty);
+		return;
+	}
+	/* Without one, a signal the terminal sent (Ctrl-C) already reached the command's
+	 * process group, which is in the caller's session. */
+	if (si && si->si_code == SI_KERNEL && isatty(STDIN_FILENO) && tty.master < 0)
 		return;
 	if (init_pid > 0)
 		kill(init_pid, sig);
@@ -656,7 +665,7 @@ static bool read_code(int fd, int *code)
 static int run(struct policy *p)
 {
 	static struct proxy px = { .pid = -1, .ctl = -1 };
-	static struct jail j = { .proxy_ctl = -1 };
+	static struct jail j = { .proxy_ctl = -1, .tty_fd = -1 };
 	int ready[2], alive[2], status, code;
 	char why[1024], byte;
 	bool defer;
@@ -707,6 +716,10 @@ static int run(struct policy *p)
 		die_errno("pipe");
 	j.ready_fd = ready[1];
 	j.alive_fd = alive[0];
+	/* After the proxy's fork: the proxy never holds the command's terminal. */
+	pty_open(&tty);
+	j.tty_fd = tty.slave;
+	j.tty_map = tty.map;
 
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
@@ -744,6 +757,7 @@ static int run(struct policy *p)
 	if (write_all(alive[1], "g", 1))
 		kill(pid, SIGKILL); /* never left waiting: the ready pipe below reports it */
 	close(alive[0]);
+	pty_start(&tty);
 
 	do
 		n = read(ready[0], &byte, 1);
@@ -763,6 +777,7 @@ static int run(struct policy *p)
 			msg("%s", why);
 		code = EXIT_JAIL_FAILED;
 	}
+	pty_finish(&tty); /* the command's last output, then the caller's modes back */
 	if (px.pid > 0)
 		proxy_stop(&px);
 	guard_check();

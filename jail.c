@@ -899,6 +899,14 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
+/* The command's stdin/stdout/stderr that were the caller's terminal become its own. */
+static void attach_tty(const struct jail *j)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if ((j->tty_map & (1u << fd)) && dup2(j->tty_fd, fd) < 0)
+			die_errno("dup2 of the pseudo-terminal");
+}
+
 static void __attribute__((noreturn)) exec_command(const struct jail *j, int err_fd)
 {
 	extern char **environ;
@@ -907,11 +915,26 @@ static void __attribute__((noreturn)) exec_command(const struct jail *j, int err
 	reset_signals();
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL))
 		die_errno("prctl");
+	if (j->tty_fd >= 0)
+		attach_tty(j);
 	close_fds_except(&err_fd, 1);
-	/* Without a terminal there is no job control to keep: a new session detaches the
-	 * command from any controlling tty (no TIOCSTI target, no SIGHUP from the caller). */
-	if (!isatty(STDIN_FILENO) && setsid() < 0)
-		die_errno("setsid");
+	/*
+	 * A new session detaches the command from the caller's terminal (no TIOCSTI target,
+	 * no SIGHUP from the caller, an autogroup of its own). Only a terminal on stdin in a
+	 * background job, which gets no relay, keeps the caller's session for job control.
+	 */
+	if (j->tty_fd >= 0 || !isatty(STDIN_FILENO)) {
+		if (setsid() < 0)
+			die_errno("setsid");
+	}
+	/*
+	 * With keystrokes relayed (stdin), the pseudo-terminal becomes the new session's
+	 * controlling terminal: job control inside, and /dev/tty is it. Output only, the
+	 * command keeps none: a password prompt on /dev/tty fails at once instead of waiting
+	 * for keystrokes that are never relayed.
+	 */
+	if ((j->tty_map & 1) && ioctl(STDIN_FILENO, TIOCSCTTY, 0) < 0)
+		die_errno("cannot make the pseudo-terminal the command's terminal");
 	if (chdir(j->p->workspace))
 		die_errno("cannot enter the workspace %s", j->p->workspace);
 	environ = j->envp;
@@ -977,6 +1000,8 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	if (pid == 0)
 		exec_command(j, -1);
 	child_pid = pid;
+	if (j->tty_fd >= 0)
+		close(j->tty_fd); /* only the command's: the relay ends when the last one closes */
 	if (write_all(j->ready_fd, "1", 1))
 		_exit(EXIT_JAIL_FAILED);
 	/* The monitor blocked everything around clone(); init starts with that mask. */
@@ -1026,14 +1051,14 @@ static void wipe_environ(const struct jail *j)
 static void __attribute__((noreturn)) init_start(struct jail *j)
 {
 	struct pollfd pfd = { .fd = j->alive_fd, .events = POLLIN };
-	int keep[3] = { j->ready_fd, j->alive_fd, j->proxy_ctl };
+	int keep[4] = { j->ready_fd, j->alive_fd, j->proxy_ctl, j->tty_fd };
 
 	/* Die with the monitor; if it is already gone, the pipe says so (hang-up: its go
 	 * byte may already be there, which is not a reason to stop). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || poll(&pfd, 1, 0) < 0 ||
 	    (pfd.revents & (POLLHUP | POLLERR)))
 		_exit(EXIT_JAIL_FAILED);
-	close_fds_except(keep, 3);
+	close_fds_except(keep, 4);
 	set_maps(j);
 	setup_network(j);
 	if (sethostname("agentjail", 9) || setdomainname("agentjail", 9))

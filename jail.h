@@ -20,6 +20,8 @@ struct jail {
 	int ready_fd;       /* to the monitor: "1" once the command runs, then its exit code */
 	int alive_fd;       /* init's end of the monitor-alive pipe; one byte on it is the go */
 	char **wipe_argv;   /* agentjail's argv, overwritten in init */
+	int tty_fd;         /* the command's own pseudo-terminal (pty.c), or -1 */
+	unsigned tty_map;   /* bit N: the command's fd N is tty_fd */
 };
 
 /*

@@ -494,6 +494,104 @@ time.sleep(60)' "$name" "$BATS_TEST_TMPDIR/abs-ready" >/dev/null 2>&1 3>&- &
 	assert_line --index 1 --regexp ' nice 0[[:space:]]*$'
 }
 
+# tty_run CMD [TYPED]: run the shell command CMD under script(1), which gives it a terminal on
+# stdin, stdout and stderr and a controlling tty, as an interactive shell would. With TYPED
+# (a printf format), that is typed on the terminal once something created ./ready; the typing
+# side then waits for ./done (or 10 s), so that script(1) sees no end of input meanwhile.
+tty_run() {
+	rm -f ready done
+	run bash -c '
+		{ if [ -n "$2" ]; then
+			for _ in $(seq 100); do [ -e ready ] && break; sleep 0.1; done
+			sleep 0.2
+			printf "$2"
+		  fi
+		  for _ in $(seq 100); do [ -e done ] && break; sleep 0.1; done
+		} | script -qefc "$1" /dev/null' _ "$1" "${2:-}"
+	output="${output//$'\r'/}"
+	lines=()
+	[ -z "$output" ] || mapfile -t lines <<<"$output"
+}
+
+@test "tty: with a terminal on stdin the command gets one of its own, as its controlling tty" {
+	skip_unless_cmd script
+	# The device numbers of the caller's terminal and of the command's stdin and stdout.
+	printf '%s\n' 'stat -L -c %t:%T /proc/self/fd/0 /proc/self/fd/1' \
+		'if (: </dev/tty) 2>/dev/null; then echo has-ctty; else echo no-ctty; fi' >dev.sh
+	tty_run "stat -L -c %t:%T /proc/self/fd/0; $AJ --net none -- sh ./dev.sh; touch done"
+	assert_success
+	[ "${#lines[@]}" -eq 4 ] || fail "expected 4 lines: $output"
+	[ "${lines[1]}" = "${lines[2]}" ] || fail "stdin and stdout should be one terminal: $output"
+	[ "${lines[1]}" != "${lines[0]}" ] || fail "the command got the caller's terminal: $output"
+	assert_line --index 3 has-ctty
+}
+
+@test "tty: with a terminal on stdin the command cannot renice its caller's autogroup" {
+	skip_unless_cmd script
+	[ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ] ||
+		skip "the kernel does not group by session (sched_autogroup_enabled is not 1)"
+	tty_run "$AJ --net none -- sh -c 'echo 19 >/proc/self/autogroup; cat /proc/self/autogroup'; cat /proc/self/autogroup; touch done"
+	assert_success
+	assert_line --index 0 --regexp ' nice 19[[:space:]]*$'
+	assert_line --index 1 --regexp ' nice 0[[:space:]]*$'
+}
+
+@test "tty: keystrokes reach the command, with the caller's size, and the caller's modes come back" {
+	skip_unless_cmd script
+	printf '%s\n' 'stty size; touch ready; read -r x; echo "got:$x"; touch done' >rd.sh
+	tty_run "stty rows 31 cols 97; stty -g >before; $AJ --net none -- sh ./rd.sh; echo rc=\$?; stty -g >after" 'typed words\n'
+	assert_success
+	assert_line '31 97'
+	assert_line 'got:typed words'
+	assert_line rc=0
+	# raw mode while the command ran, the caller's modes after
+	[ -s before ] && cmp before after || fail "terminal modes not restored: $(cat before) / $(cat after)"
+}
+
+@test "tty: the command's terminal follows the caller's when it is resized" {
+	skip_unless_cmd script
+	printf '%s\n' 'trap "stty size; touch done; exit 0" WINCH; touch ready' \
+		'i=0; while [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; echo no-WINCH; touch done' >winch.sh
+	# the resize comes from another process while agentjail runs in the foreground
+	tty_run "stty rows 24 cols 80; ( for _ in \$(seq 100); do [ -e ready ] && break; sleep 0.1; done; sleep 0.2; stty rows 40 cols 120 </dev/tty ) & $AJ --net none -- sh ./winch.sh"
+	assert_success
+	assert_line '40 120'
+	refute_line no-WINCH
+}
+
+@test "tty: Ctrl-C goes to the command through its terminal" {
+	skip_unless_cmd script
+	printf '%s\n' 'trap "echo got-INT; touch done; exit 3" INT; touch ready' \
+		'i=0; while [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; echo no-INT; touch done' >int.sh
+	tty_run "$AJ --net none -- sh ./int.sh" '\003'
+	assert_failure 3
+	assert_line --regexp 'got-INT$' # after the terminal's echo of ^C
+	refute_line no-INT
+}
+
+@test "tty: with only stdout a terminal, the command cannot read what is typed on it" {
+	skip_unless_cmd script
+	# Its stdout is open for reading too; before the relay it was the caller's terminal
+	# and this read got the typed line.
+	printf '%s\n' 'exec 3<&1; test -t 1 && echo out-is-tty; touch ready' \
+		'x=$(timeout 2 head -c 6 <&3); echo "read:[$x]"; touch done' >peek.sh
+	tty_run "$AJ --net none -- sh ./peek.sh </dev/null" 'typed\n'
+	assert_success
+	assert_line out-is-tty
+	assert_line 'read:[]'
+}
+
+@test "tty: all the command's output is relayed, bytes unchanged, and its status kept" {
+	skip_unless_cmd script
+	tty_run "$AJ --net none -- sh -c 'seq 1 100000; exit 7' </dev/null"
+	assert_failure 7
+	[ "${#lines[@]}" -eq 100000 ] && [ "${lines[99999]}" = 100000 ] ||
+		fail "expected 100000 lines ending in 100000, got ${#lines[@]}: ${lines[-1]:-}"
+	# output only: the caller's terminal translates newlines, once (no \r\r\n)
+	run script -qefc "$AJ --net none -- printf 'a\nb\n' </dev/null" /dev/null </dev/null
+	[ "$output" = $'a\r\nb\r' ] || [ "$output" = $'a\r\nb\r\n' ] || fail "bytes changed: $(printf %s "$output" | od -c)"
+}
+
 @test "userns: nested user namespace refused (unshare)" {
 	jprobe unshare-user
 	assert_refused EPERM
