@@ -39,13 +39,23 @@ static bool is_term(int fd, dev_t rdev)
 	return isatty(fd) && !fstat(fd, &st) && S_ISCHR(st.st_mode) && st.st_rdev == rdev;
 }
 
-/* Which of stdin, stdout, stderr is the terminal to follow; -1 for none (or background). */
+/*
+ * Which of stdin, stdout, stderr is the terminal to follow; -1 for none. A terminal on stdin
+ * is relayed only from the foreground and when stdout is that terminal too:
+ *  - raw mode from a background job would stop it (SIGTTOU) or, with SIGTTOU ignored,
+ *    change the modes under the foreground job;
+ *  - with stdout a pipe (agentjail -- cmd | less) another process of the pipeline may read
+ *    the terminal, and the relay would take its keystrokes and change its modes.
+ * Then there is no relay: the command keeps the caller's terminal and session, as any
+ * member of a pipeline does.
+ */
 static int pick_term(void)
 {
+	struct stat st;
+
 	if (isatty(STDIN_FILENO)) {
-		/* Raw mode from a background job would stop it (SIGTTOU) or, with SIGTTOU
-		 * ignored, change the modes under the foreground job. */
-		if (tcgetpgrp(STDIN_FILENO) != getpgrp())
+		if (fstat(STDIN_FILENO, &st) || tcgetpgrp(STDIN_FILENO) != getpgrp() ||
+		    !is_term(STDOUT_FILENO, st.st_rdev))
 			return -1;
 		return STDIN_FILENO;
 	}
@@ -67,13 +77,6 @@ static int above_stdio(int fd)
 	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	close(fd);
 	return nfd;
-}
-
-static bool writable(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	return fl >= 0 && (fl & O_ACCMODE) != O_RDONLY;
 }
 
 void pty_open(struct pty *t)
@@ -109,12 +112,7 @@ void pty_open(struct pty *t)
 	if (!ioctl(term_fd, TIOCGWINSZ, &ws))
 		(void)ioctl(t->master, TIOCSWINSZ, &ws);
 	t->in = term_fd == STDIN_FILENO ? STDIN_FILENO : -1;
-	if (t->map & 2)
-		t->out = STDOUT_FILENO;
-	else if (t->map & 4)
-		t->out = STDERR_FILENO;
-	else if (writable(term_fd))
-		t->out = term_fd; /* only the echo of what is typed: back where it was typed */
+	t->out = t->map & 2 ? STDOUT_FILENO : STDERR_FILENO; /* one of them is the terminal */
 }
 
 void pty_winch(const struct pty *t)

@@ -12,7 +12,7 @@ struct pty {
 	int slave;              /* the command's terminal; the monitor closes it after the spawn */
 	unsigned map;           /* bit N: the command's fd N (0..2) is the slave */
 	int in;                 /* the caller's terminal to read keystrokes from, or -1 */
-	int out;                /* where the command's terminal output goes, or -1 (dropped) */
+	int out;                /* where its output goes (stdout or stderr); -1 once that failed */
 	bool raw;               /* the caller's terminal is in raw mode: restore it */
 	struct termios saved;   /* its modes before */
 	pthread_t thread;
@@ -22,10 +22,10 @@ struct pty {
 /*
  * Decide whether the command needs a relay (one of stdin, stdout, stderr is a terminal) and
  * set it up: a new pseudo-terminal with the caller's terminal modes and window size. With no
- * terminal, t->master is -1 and nothing else happens. A terminal on stdin in a background
- * process group is left as it is (no relay: it cannot take raw mode, and the command keeps
- * the caller's job control, as before). Dies with the reason if a pseudo-terminal is needed
- * and cannot be had: the command never runs on the caller's terminal instead.
+ * terminal, t->master is -1 and nothing else happens. A terminal on stdin is relayed only in
+ * the foreground and with stdout on it too; otherwise it is left as it is (no relay: the
+ * command keeps the caller's terminal and job control, as before; see pty.c). Dies with the
+ * reason if a pseudo-terminal is needed and cannot be had.
  */
 void pty_open(struct pty *t);
 

@@ -581,6 +581,22 @@ tty_run() {
 	assert_line 'read:[]'
 }
 
+@test "tty: with stdout a pipe the terminal is left to the pipeline (agentjail -- cmd | less)" {
+	skip_unless_cmd script
+	# Another member of the pipeline reads the terminal, as less does: a relay would take
+	# its keystrokes (and put the terminal in raw mode under it).
+	printf '%s\n' 'touch ready; sleep 1; echo from-jail' >pipe.sh
+	printf '%s\n' 'while [ ! -e ready ]; do sleep 0.1; done; stty -g </dev/tty >during' \
+		'x=$(timeout --foreground 5 sh -c "read -r y </dev/tty; echo \$y")' \
+		'cat; echo "other-got:$x"; touch done' >reader.sh
+	tty_run "stty -g >before; $AJ --net none -- sh ./pipe.sh | sh ./reader.sh" 'typed\n'
+	assert_success
+	assert_line from-jail
+	assert_line other-got:typed
+	# the terminal kept its modes while agentjail ran
+	[ -s before ] && cmp before during || fail "modes changed under the pipeline: $(cat before) / $(cat during)"
+}
+
 @test "tty: all the command's output is relayed, bytes unchanged, and its status kept" {
 	skip_unless_cmd script
 	tty_run "$AJ --net none -- sh -c 'seq 1 100000; exit 7' </dev/null"
