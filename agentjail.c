@@ -32,6 +32,14 @@ extern char **environ;
 static volatile sig_atomic_t init_pid;
 /* The command's own terminal, when the caller gave it one (pty.c). */
 static struct pty tty = { .master = -1, .slave = -1, .in = -1, .out = -1 };
+static pid_t monitor_pid;
+
+/* A monitor that dies with the caller's terminal in raw mode gives it its modes back. */
+static void restore_tty(void)
+{
+	if (getpid() == monitor_pid)
+		pty_restore(&tty);
+}
 static char **orig_argv; /* overwritten in init: /proc/1/cmdline shows nothing */
 
 /* Host variables that may enter the jail unasked: none of them carries a credential. */
@@ -720,6 +728,7 @@ static int run(struct policy *p)
 	pty_open(&tty);
 	j.tty_fd = tty.slave;
 	j.tty_map = tty.map;
+	j.null_stdin = tty.null_stdin;
 
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
@@ -757,6 +766,8 @@ static int run(struct policy *p)
 	if (write_all(alive[1], "g", 1))
 		kill(pid, SIGKILL); /* never left waiting: the ready pipe below reports it */
 	close(alive[0]);
+	monitor_pid = getpid();
+	die_hook = restore_tty;
 	pty_start(&tty);
 
 	do

@@ -899,12 +899,20 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
-/* The command's stdin/stdout/stderr that were the caller's terminal become its own. */
+/* The command's stdin/stdout/stderr that were the caller's terminal: its own terminal, or
+ * /dev/null for a stdin whose keystrokes are not relayed. Never the caller's. */
 static void attach_tty(const struct jail *j)
 {
 	for (int fd = 0; fd < 3; fd++)
 		if ((j->tty_map & (1u << fd)) && dup2(j->tty_fd, fd) < 0)
 			die_errno("dup2 of the pseudo-terminal");
+	if (j->null_stdin) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
+			die_errno("/dev/null as stdin");
+		close(fd);
+	}
 }
 
 static void __attribute__((noreturn)) exec_command(const struct jail *j, int err_fd)
@@ -915,18 +923,12 @@ static void __attribute__((noreturn)) exec_command(const struct jail *j, int err
 	reset_signals();
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL))
 		die_errno("prctl");
-	if (j->tty_fd >= 0)
-		attach_tty(j);
+	attach_tty(j);
 	close_fds_except(&err_fd, 1);
-	/*
-	 * A new session detaches the command from the caller's terminal (no TIOCSTI target,
-	 * no SIGHUP from the caller, an autogroup of its own). Only a terminal on stdin in a
-	 * background job, which gets no relay, keeps the caller's session for job control.
-	 */
-	if (j->tty_fd >= 0 || !isatty(STDIN_FILENO)) {
-		if (setsid() < 0)
-			die_errno("setsid");
-	}
+	/* A new session detaches the command from the caller's terminal (no TIOCSTI target,
+	 * no SIGHUP from the caller, a scheduling autogroup of its own). */
+	if (setsid() < 0)
+		die_errno("setsid");
 	/*
 	 * With keystrokes relayed (stdin), the pseudo-terminal becomes the new session's
 	 * controlling terminal: job control inside, and /dev/tty is it. Output only, the
@@ -981,8 +983,12 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	sigfillset(&all);
 	sigemptyset(&none);
 	sigprocmask(SIG_BLOCK, &all, NULL);
-	for (i = 0; i < sizeof(fwd_signals) / sizeof(fwd_signals[0]); i++)
+	for (i = 0; i < sizeof(fwd_signals) / sizeof(fwd_signals[0]); i++) {
+		/* a relayed terminal's resize reaches its foreground job from the kernel */
+		if (fwd_signals[i] == SIGWINCH && (j->tty_map & 1))
+			continue;
 		sigaction(fwd_signals[i], &sa, NULL);
+	}
 	/*
 	 * The floor is set here, before the fork: init keeps nothing it does not need
 	 * either, and the command inherits the empty capability sets, no_new_privs and the

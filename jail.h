@@ -22,6 +22,7 @@ struct jail {
 	char **wipe_argv;   /* agentjail's argv, overwritten in init */
 	int tty_fd;         /* the command's own pseudo-terminal (pty.c), or -1 */
 	unsigned tty_map;   /* bit N: the command's fd N is tty_fd */
+	bool null_stdin;    /* the command's stdin is /dev/null (a terminal not relayed) */
 };
 
 /*

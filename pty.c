@@ -2,18 +2,31 @@
  * pty.c - the terminal relay.
  *
  * A terminal handed to the command as an open file stays the caller's: the command could
- * read what is typed on it after the jail is gone from view, change its modes, and, as a
- * member of the caller's session, raise the nice value of the session's autogroup. So when
- * stdin, stdout or stderr is a terminal the command gets a pseudo-terminal of its own
- * instead, as its controlling terminal in a session of its own, and the monitor copies
- * bytes between the two, as ssh -t does: keystrokes go in only while the command runs, and
- * the caller's terminal is touched by nobody but agentjail.
+ * read what is typed on it, change its modes, and, as a member of the caller's session,
+ * raise the nice value of the session's autogroup. So the command never gets a descriptor
+ * of the caller's terminal. When stdout or stderr is one, the command gets a pseudo-terminal
+ * of its own instead and the monitor copies its output across; when stdin is one, the
+ * monitor relays keystrokes too (as ssh -t does) if it can, else the command's stdin is
+ * /dev/null. The command always runs in a session of its own.
+ *
+ * Keystrokes are relayed only while agentjail is the terminal's foreground job and stdout
+ * is not a pipe or socket:
+ *  - raw mode from a background job would stop it (SIGTTOU) or, with SIGTTOU ignored,
+ *    change the modes under the foreground job;
+ *  - with stdout a pipe (agentjail -- cmd | less) another member of the pipeline may read
+ *    the terminal, and the relay would take its keystrokes and change its modes.
  *
  * With keystrokes relayed, the caller's terminal is in raw mode and the pseudo-terminal has
- * the caller's modes: echo, line editing and Ctrl-C are the command's terminal's business
- * (Ctrl-C reaches the command's foreground job, not agentjail). Output only (stdin is not a
- * terminal): the caller's terminal keeps its modes and does the output processing, so the
- * pseudo-terminal's own (OPOST) is off and bytes pass unchanged.
+ * the caller's modes: echo, line editing and Ctrl-C are the command's terminal's business,
+ * and it is the command's controlling terminal (job control inside). Output only, the
+ * caller's terminal keeps its modes and does the output processing, so the pseudo-terminal's
+ * own (OPOST) is off and bytes pass unchanged; the command has no controlling terminal, so
+ * a password prompt on /dev/tty fails at once instead of waiting for keystrokes.
+ *
+ * The monitor keeps its own copy of the slave open until the jail is gone, so the relay
+ * never ends early (a command may close its stdio and reopen /dev/tty); then it drains the
+ * master until EIO, or until it has been silent for DRAIN_MS, since a slave descriptor can
+ * outlive every process of the jail in flight in a Unix socket until the kernel collects it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,41 +42,30 @@
 #include "pty.h"
 #include "util.h"
 
+#define DRAIN_MS 500
+
 /* The caller's terminal the relay follows (its size, its modes): stdin, else stdout/err. */
 static int term_fd = -1;
 
-static bool is_term(int fd, dev_t rdev)
+/* A pipe or socket on stdout: agentjail is one member of a pipeline. */
+static bool piped(int fd)
 {
 	struct stat st;
 
-	return isatty(fd) && !fstat(fd, &st) && S_ISCHR(st.st_mode) && st.st_rdev == rdev;
+	return !fstat(fd, &st) && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 }
 
-/*
- * Which of stdin, stdout, stderr is the terminal to follow; -1 for none. A terminal on stdin
- * is relayed only from the foreground and when stdout is that terminal too:
- *  - raw mode from a background job would stop it (SIGTTOU) or, with SIGTTOU ignored,
- *    change the modes under the foreground job;
- *  - with stdout a pipe (agentjail -- cmd | less) another process of the pipeline may read
- *    the terminal, and the relay would take its keystrokes and change its modes.
- * Then there is no relay: the command keeps the caller's terminal and session, as any
- * member of a pipeline does.
- */
-static int pick_term(void)
+static bool relay_keys(void)
 {
-	struct stat st;
+	return isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp() &&
+	       !piped(STDOUT_FILENO);
+}
 
-	if (isatty(STDIN_FILENO)) {
-		if (fstat(STDIN_FILENO, &st) || tcgetpgrp(STDIN_FILENO) != getpgrp() ||
-		    !is_term(STDOUT_FILENO, st.st_rdev))
-			return -1;
-		return STDIN_FILENO;
-	}
-	if (isatty(STDOUT_FILENO))
-		return STDOUT_FILENO;
-	if (isatty(STDERR_FILENO))
-		return STDERR_FILENO;
-	return -1;
+static bool writable(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_ACCMODE) != O_RDONLY;
 }
 
 /* With stdin or stdout closed at start, a new descriptor could take its number, and the
@@ -83,19 +85,19 @@ void pty_open(struct pty *t)
 {
 	struct termios tio;
 	struct winsize ws;
-	struct stat st;
-	int fd;
+	bool keys = relay_keys();
 
 	memset(t, 0, sizeof(*t));
 	t->master = t->slave = t->in = t->out = -1;
-	term_fd = pick_term();
-	if (term_fd < 0)
+	t->wake[0] = t->wake[1] = -1;
+	/* any terminal, not only the one followed: /dev/tty has a device number of its own */
+	t->map = (keys ? 1u : 0) | (isatty(STDOUT_FILENO) ? 2u : 0) | (isatty(STDERR_FILENO) ? 4u : 0);
+	t->null_stdin = isatty(STDIN_FILENO) && !keys;
+	term_fd = keys ? STDIN_FILENO : (t->map & 2) ? STDOUT_FILENO : STDERR_FILENO;
+	if (!t->map)
 		return;
-	if (fstat(term_fd, &st) || tcgetattr(term_fd, &tio))
+	if (tcgetattr(term_fd, &tio))
 		die_errno("cannot read the modes of the terminal on fd %d", term_fd);
-	for (fd = 0; fd < 3; fd++)
-		if (is_term(fd, st.st_rdev))
-			t->map |= 1u << fd;
 	t->master = above_stdio(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
 	if (t->master < 0 || grantpt(t->master) || unlockpt(t->master))
 		die_errno("cannot open a pseudo-terminal for the command (/dev/ptmx); run it "
@@ -105,21 +107,26 @@ void pty_open(struct pty *t)
 	if (t->slave < 0)
 		die_errno("cannot open the command's pseudo-terminal (TIOCGPTPEER)");
 	t->saved = tio;
-	if (term_fd != STDIN_FILENO)
+	if (!keys)
 		tio.c_oflag &= ~(tcflag_t)OPOST; /* the caller's terminal still does it */
 	if (tcsetattr(t->slave, TCSANOW, &tio))
 		die_errno("cannot set the modes of the command's pseudo-terminal");
 	if (!ioctl(term_fd, TIOCGWINSZ, &ws))
 		(void)ioctl(t->master, TIOCSWINSZ, &ws);
-	t->in = term_fd == STDIN_FILENO ? STDIN_FILENO : -1;
-	t->out = t->map & 2 ? STDOUT_FILENO : STDERR_FILENO; /* one of them is the terminal */
+	t->in = keys ? STDIN_FILENO : -1;
+	if (t->map & 2)
+		t->out = STDOUT_FILENO;
+	else if (t->map & 4)
+		t->out = STDERR_FILENO;
+	else if (writable(STDIN_FILENO))
+		t->out = STDIN_FILENO; /* only the echo of what is typed: back where it was typed */
 }
 
 void pty_winch(const struct pty *t)
 {
 	struct winsize ws;
 
-	if (t->master >= 0 && term_fd >= 0 && !ioctl(term_fd, TIOCGWINSZ, &ws))
+	if (t->master >= 0 && !ioctl(term_fd, TIOCGWINSZ, &ws))
 		(void)ioctl(t->master, TIOCSWINSZ, &ws);
 }
 
@@ -138,54 +145,72 @@ static bool pump_out(struct pty *t, char *buf, size_t sz)
 	return true;
 }
 
+/* Keystrokes from the caller's terminal; false once it hung up. Never blocks: the raw mode
+ * has VMIN 0, so another reader taking the bytes first leaves read() with 0, not waiting. */
+static bool read_keys(struct pty *t, char *buf, size_t sz, size_t *pend)
+{
+	ssize_t n = read(t->in, buf, sz);
+
+	if (n > 0)
+		*pend = (size_t)n;
+	return n >= 0 || errno == EAGAIN || errno == EINTR;
+}
+
+/* Keystrokes to the command's terminal, as far as its input queue takes them. */
+static void push_keys(struct pty *t, const char *buf, size_t *off, size_t *pend)
+{
+	while (*pend) {
+		ssize_t w = write(t->master, buf + *off, *pend);
+
+		if (w < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				*pend = 0; /* nobody to type to */
+			return;
+		}
+		*off += (size_t)w;
+		*pend -= (size_t)w;
+	}
+	*off = 0;
+}
+
 /*
  * The relay thread: output to the caller's terminal, keystrokes to the command's. The
  * master is non-blocking so that a command that does not read its input (a full input
  * queue) never stops its output from being relayed; stdin is read only when the last
- * keystrokes are through.
+ * keystrokes are through. After the wake-up (the jail is gone): drain, then stop.
  */
 static void *relay(void *arg)
 {
 	struct pty *t = arg;
 	char out[16384], in[4096];
 	size_t pend = 0, off = 0;
-	bool in_open = t->in >= 0;
+	bool keys = t->in >= 0, ending = false;
 
 	for (;;) {
-		struct pollfd p[2] = {
+		struct pollfd p[3] = {
 			{ .fd = t->master, .events = POLLIN | (pend ? POLLOUT : 0) },
-			{ .fd = in_open && !pend ? t->in : -1, .events = POLLIN },
+			{ .fd = keys && !pend && !ending ? t->in : -1, .events = POLLIN },
+			{ .fd = ending ? -1 : t->wake[0], .events = POLLIN },
 		};
+		int n = poll(p, 3, ending ? DRAIN_MS : -1);
 
-		if (poll(p, 2, -1) < 0) {
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (n == 0)
+			break; /* silent since the jail ended: a slave copy left in flight */
+		if (p[2].revents)
+			ending = true;
 		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
 		    !pump_out(t, out, sizeof(out)))
 			break;
-		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t n = read(t->in, in, sizeof(in));
-
-			if (n > 0) {
-				pend = (size_t)n;
-				off = 0;
-			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-				in_open = false; /* the caller's terminal hung up */
-			}
-		}
-		while (pend) {
-			ssize_t w = write(t->master, in + off, pend);
-
-			if (w < 0) {
-				if (errno != EAGAIN && errno != EINTR)
-					pend = 0; /* nobody to type to */
-				break;
-			}
-			off += (size_t)w;
-			pend -= (size_t)w;
-		}
+		/* a hang-up ends the keystrokes once what was typed before it is read */
+		if (p[1].revents && (!read_keys(t, in, sizeof(in), &pend) ||
+				     (!pend && (p[1].revents & (POLLHUP | POLLERR | POLLNVAL)))))
+			keys = false;
+		push_keys(t, in, &off, &pend);
 	}
 	wipe(in, sizeof(in)); /* what was typed: a password, maybe */
 	return NULL;
@@ -198,15 +223,16 @@ void pty_start(struct pty *t)
 
 	if (t->master < 0)
 		return;
-	close(t->slave); /* the jail holds its own copies now */
-	t->slave = -1;
 	fl = fcntl(t->master, F_GETFL);
-	if (fl < 0 || fcntl(t->master, F_SETFL, fl | O_NONBLOCK))
-		die_errno("pseudo-terminal: fcntl");
+	if (fl < 0 || fcntl(t->master, F_SETFL, fl | O_NONBLOCK) ||
+	    pipe2(t->wake, O_CLOEXEC | O_NONBLOCK))
+		die_errno("cannot set up the terminal relay");
 	if (t->in >= 0) {
 		struct termios raw = t->saved;
 
 		cfmakeraw(&raw);
+		raw.c_cc[VMIN] = 0; /* read() never waits: see read_keys() */
+		raw.c_cc[VTIME] = 0;
 		if (tcsetattr(t->in, TCSADRAIN, &raw))
 			die_errno("cannot put the terminal in raw mode");
 		t->raw = true;
@@ -217,23 +243,33 @@ void pty_start(struct pty *t)
 	e = pthread_create(&t->thread, NULL, relay, t);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e) {
-		pty_finish(t);
+		pty_restore(t);
 		errno = e;
 		die_errno("cannot start the terminal relay");
 	}
 	t->running = true;
 }
 
+void pty_restore(struct pty *t)
+{
+	if (t->raw)
+		(void)tcsetattr(t->in, TCSADRAIN, &t->saved);
+	t->raw = false;
+}
+
 void pty_finish(struct pty *t)
 {
 	if (t->master < 0)
 		return;
+	if (t->slave >= 0)
+		close(t->slave); /* the last copy, unless one is in flight somewhere */
+	t->slave = -1;
 	if (t->running) {
+		/* an empty pipe: cannot fail; without it the relay still ends at EIO */
+		if (write(t->wake[1], "", 1) != 1)
+			msg("terminal relay: %s", strerror(errno));
 		pthread_join(t->thread, NULL);
 		t->running = false;
 	}
-	if (t->raw) {
-		(void)tcsetattr(t->in, TCSADRAIN, &t->saved);
-		t->raw = false;
-	}
+	pty_restore(t);
 }

@@ -30,6 +30,8 @@ void msg(const char *fmt, ...)
 	va_end(ap);
 }
 
+void (*die_hook)(void);
+
 void die(const char *fmt, ...)
 {
 	va_list ap;
@@ -38,6 +40,8 @@ void die(const char *fmt, ...)
 	vmsg(fmt, ap, 0);
 	va_end(ap);
 	fflush(stderr);
+	if (die_hook)
+		die_hook();
 	_exit(EXIT_JAIL_FAILED);
 }
 
@@ -50,6 +54,8 @@ void die_errno(const char *fmt, ...)
 	vmsg(fmt, ap, err);
 	va_end(ap);
 	fflush(stderr);
+	if (die_hook)
+		die_hook();
 	_exit(EXIT_JAIL_FAILED);
 }
 

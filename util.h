@@ -14,6 +14,8 @@
 
 /* Print "agentjail: ..." to stderr. */
 void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Called by die() before it exits, if set (the monitor restores a terminal it made raw). */
+extern void (*die_hook)(void);
 /* msg() then _exit(EXIT_JAIL_FAILED); for setup failures: never half a jail. */
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* die() with ": strerror(errno)" appended. */

@@ -597,6 +597,48 @@ tty_run() {
 	[ -s before ] && cmp before during || fail "modes changed under the pipeline: $(cat before) / $(cat during)"
 }
 
+@test "tty: a terminal whose keystrokes are not relayed is never the command's (setsid, /dev/tty)" {
+	skip_unless_cmd script
+	# The command tries to change every terminal it holds and reports what stdin is.
+	printf '%s\n' 'for fd in 0 1 2; do stty rows 7 cols 13 -echo <&$fd; done 2>/dev/null' \
+		'if [ -t 0 ]; then echo stdin-tty; else echo stdin-not-tty; fi >&2' >grab.sh
+	# agentjail not the terminal's foreground job (here: not even in its session), and
+	# stdin opened as /dev/tty (a device number of its own)
+	tty_run "stty rows 24 cols 80; stty -g >before; setsid -w $AJ --net none -- sh ./grab.sh; stty -g >after1; $AJ --net none -- sh ./grab.sh </dev/tty; stty -g >after2; touch done"
+	assert_success
+	assert_line --index 0 stdin-not-tty
+	assert_line --index 1 stdin-tty
+	cmp before after1 || fail "setsid: the caller's terminal changed: $(cat before) / $(cat after1)"
+	cmp before after2 || fail "</dev/tty: the caller's terminal changed: $(cat before) / $(cat after2)"
+}
+
+@test "tty: the relay goes on while the command runs, if it closes its stdio and reopens /dev/tty" {
+	skip_unless_cmd script
+	tty_run "$AJ --net none -- sh -c 'exec </dev/null >/dev/null 2>&1; sleep 0.3; echo late >/dev/tty'; touch done"
+	assert_success
+	assert_line late
+}
+
+@test "tty: a terminal left in flight in a Unix socket does not hold agentjail" {
+	skip_unless_cmd script
+	[ -x /usr/bin/python3 ] || skip "no /usr/bin/python3"
+	# Each end of a socket pair carries the terminal and both ends: a cycle only the kernel's
+	# garbage collector frees, so the terminal outlives every process of the jail.
+	cat >cycle.py <<'PY'
+import array, socket
+a, b = socket.socketpair()
+fds = array.array("i", [0, a.fileno(), b.fileno()])
+for s in (a, b):
+    s.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+print("cycle made")
+PY
+	tty_run "stty -g >before; timeout 20 $AJ --net none -- /usr/bin/python3 ./cycle.py; echo rc=\$?; stty -g >after; touch done"
+	assert_success
+	assert_line 'cycle made'
+	assert_line rc=0
+	cmp before after || fail "terminal modes not restored"
+}
+
 @test "tty: all the command's output is relayed, bytes unchanged, and its status kept" {
 	skip_unless_cmd script
 	tty_run "$AJ --net none -- sh -c 'seq 1 100000; exit 7' </dev/null"
