@@ -111,6 +111,29 @@ make_certs() {
 		2>/dev/null
 }
 
+# nginx_conf_head WORKERS PIDFILE ERRORLOG TMPDIR: the start of an nginx.conf, up to inside
+# its http block, that both nginx instances share: in the foreground, its files where given,
+# no access log, connections kept alive as long as a benchmark runs.
+nginx_conf_head() {
+	cat <<EOF
+worker_processes $1;
+daemon off;
+pid $2;
+error_log $3 warn;
+worker_rlimit_nofile 8192;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $4/body;
+	proxy_temp_path $4/proxy;
+	fastcgi_temp_path $4/fastcgi;
+	uwsgi_temp_path $4/uwsgi;
+	scgi_temp_path $4/scgi;
+	keepalive_requests 1000000;
+	keepalive_timeout 300s;
+EOF
+}
+
 # start_nginx DIR PORT: nginx serving DIR/www over TLS on 127.0.0.1:PORT (certs in DIR).
 # DIR/www/1g is a 1 GiB file (sparse: served from the page cache, no disk in the way),
 # DIR/www/1k a 1 KiB one.
@@ -119,24 +142,11 @@ start_nginx() {
 	mkdir -p "$d/www" "$d/nginx-tmp"
 	truncate -s 1G "$d/www/1g"
 	head -c 1024 /dev/urandom >"$d/www/1k"
-	cat >"$d/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/nginx-error.log warn;
-worker_rlimit_nofile 8192;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $d/nginx-tmp/body;
-	proxy_temp_path $d/nginx-tmp/proxy;
-	fastcgi_temp_path $d/nginx-tmp/fastcgi;
-	uwsgi_temp_path $d/nginx-tmp/uwsgi;
-	scgi_temp_path $d/nginx-tmp/scgi;
+	{
+		nginx_conf_head 1 "$d/nginx.pid" "$d/nginx-error.log" "$d/nginx-tmp"
+		cat <<EOF
 	default_type application/octet-stream;
 	sendfile on;
-	keepalive_requests 1000000;
-	keepalive_timeout 300s;
 	server {
 		listen 127.0.0.1:$port ssl;
 		server_name bench.test;
@@ -149,6 +159,7 @@ http {
 	}
 }
 EOF
+	} >"$d/nginx.conf"
 	bg "$d/nginx.out" nginx -p "$d" -e "$d/nginx-error.log" -c "$d/nginx.conf"
 	NGINX_PID=$!
 	wait_port "$port" 10
@@ -162,22 +173,9 @@ EOF
 start_nginx_proxy() {
 	local c="$1" d="$1/nginx-proxy" port="$2" up="$3"
 	mkdir -p "$d/tmp"
-	cat >"$d/nginx.conf" <<EOF
-worker_processes auto;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-worker_rlimit_nofile 8192;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $d/tmp/body;
-	proxy_temp_path $d/tmp/proxy;
-	fastcgi_temp_path $d/tmp/fastcgi;
-	uwsgi_temp_path $d/tmp/uwsgi;
-	scgi_temp_path $d/tmp/scgi;
-	keepalive_requests 1000000;
-	keepalive_timeout 300s;
+	{
+		nginx_conf_head auto "$d/nginx.pid" "$d/error.log" "$d/tmp"
+		cat <<EOF
 	upstream origin {
 		server 127.0.0.1:$up;
 		keepalive 128;
@@ -205,6 +203,7 @@ http {
 	}
 }
 EOF
+	} >"$d/nginx.conf"
 	bg "$d/out" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
 	NGINX_PROXY_PID=$!
 	wait_port "$port" 10
