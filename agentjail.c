@@ -31,7 +31,8 @@ extern char **environ;
 
 static volatile sig_atomic_t init_pid;
 /* The command's own terminal, when the caller gave it one (pty.c). */
-static struct pty tty = { .master = -1, .slave = -1, .in = -1, .out = -1 };
+static struct pty tty = { .master = -1, .slave = -1, .in = -1, .out = -1, .feed_r = -1,
+			  .feed_w = -1 };
 static pid_t monitor_pid;
 
 /* A monitor that dies with the caller's terminal in raw mode gives it its modes back. */
@@ -476,18 +477,19 @@ static const int fwd_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, S
 
 static void forward(int sig, siginfo_t *si, void *uc)
 {
+	int e = errno;
+
 	(void)uc;
-	/* With a relay the command's own terminal tells it the new size. */
-	if (sig == SIGWINCH && tty.master >= 0) {
-		pty_winch(&tty);
-		return;
-	}
-	/* Without one, a signal the terminal sent (Ctrl-C) already reached the command's
-	 * process group, which is in the caller's session. */
-	if (si && si->si_code == SI_KERNEL && isatty(STDIN_FILENO) && tty.master < 0)
-		return;
-	if (init_pid > 0)
+	if (sig == SIGWINCH && tty.master >= 0)
+		pty_winch(&tty); /* the command's own terminal takes the new size */
+	/*
+	 * A signal the terminal sent (Ctrl-C, a resize) went to our whole process group, and
+	 * init is in it: init forwards it already, and a second copy one hop later would not
+	 * merge with the first (two Ctrl-C quit many programs).
+	 */
+	else if (!(si && si->si_code == SI_KERNEL) && init_pid > 0)
 		kill(init_pid, sig);
+	errno = e;
 }
 
 static void install_forwarding(void)
@@ -673,7 +675,7 @@ static bool read_code(int fd, int *code)
 static int run(struct policy *p)
 {
 	static struct proxy px = { .pid = -1, .ctl = -1 };
-	static struct jail j = { .proxy_ctl = -1, .tty_fd = -1 };
+	static struct jail j = { .proxy_ctl = -1, .tty_fd = -1, .stdin_fd = -1 };
 	int ready[2], alive[2], status, code;
 	char why[1024], byte;
 	bool defer;
@@ -729,6 +731,7 @@ static int run(struct policy *p)
 	j.tty_fd = tty.slave;
 	j.tty_map = tty.map;
 	j.null_stdin = tty.null_stdin;
+	j.stdin_fd = tty.feed_r;
 
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
@@ -761,14 +764,15 @@ static int run(struct policy *p)
 		close(px.ctl); /* init holds its copy; the proxy must see it close with init */
 		px.ctl = -1;
 	}
+	/* The relay runs before the command does: a relay that cannot start stops it all. */
+	monitor_pid = getpid();
+	die_hook = restore_tty;
+	pty_start(&tty);
 	/* The go for init. alive[0] is still open here, so an init that already died cannot
 	 * make this write raise SIGPIPE; its failure shows on the ready pipe below. */
 	if (write_all(alive[1], "g", 1))
 		kill(pid, SIGKILL); /* never left waiting: the ready pipe below reports it */
 	close(alive[0]);
-	monitor_pid = getpid();
-	die_hook = restore_tty;
-	pty_start(&tty);
 
 	do
 		n = read(ready[0], &byte, 1);

@@ -882,8 +882,11 @@ static void limit_procs(void)
 
 static void init_forward(int sig)
 {
+	int e = errno;
+
 	if (child_pid > 0)
 		kill(child_pid, sig);
+	errno = e;
 }
 
 static void reset_signals(void)
@@ -913,6 +916,8 @@ static void attach_tty(const struct jail *j)
 			die_errno("/dev/null as stdin");
 		close(fd);
 	}
+	if (j->stdin_fd >= 0 && dup2(j->stdin_fd, STDIN_FILENO) < 0)
+		die_errno("dup2 of the stdin pipe");
 }
 
 static void __attribute__((noreturn)) exec_command(const struct jail *j, int err_fd)
@@ -986,8 +991,9 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	for (i = 0; i < sizeof(fwd_signals) / sizeof(fwd_signals[0]); i++) {
 		/* a relayed terminal's resize reaches its foreground job from the kernel */
 		if (fwd_signals[i] == SIGWINCH && (j->tty_map & 1))
-			continue;
-		sigaction(fwd_signals[i], &sa, NULL);
+			signal(SIGWINCH, SIG_DFL); /* not the monitor's handler, inherited */
+		else
+			sigaction(fwd_signals[i], &sa, NULL);
 	}
 	/*
 	 * The floor is set here, before the fork: init keeps nothing it does not need
@@ -1008,6 +1014,8 @@ static void __attribute__((noreturn)) init_main(struct jail *j)
 	child_pid = pid;
 	if (j->tty_fd >= 0)
 		close(j->tty_fd); /* only the command's: the relay ends when the last one closes */
+	if (j->stdin_fd >= 0)
+		close(j->stdin_fd); /* the command's end of file is the feeder's, not init's */
 	if (write_all(j->ready_fd, "1", 1))
 		_exit(EXIT_JAIL_FAILED);
 	/* The monitor blocked everything around clone(); init starts with that mask. */
@@ -1057,14 +1065,14 @@ static void wipe_environ(const struct jail *j)
 static void __attribute__((noreturn)) init_start(struct jail *j)
 {
 	struct pollfd pfd = { .fd = j->alive_fd, .events = POLLIN };
-	int keep[4] = { j->ready_fd, j->alive_fd, j->proxy_ctl, j->tty_fd };
+	int keep[5] = { j->ready_fd, j->alive_fd, j->proxy_ctl, j->tty_fd, j->stdin_fd };
 
 	/* Die with the monitor; if it is already gone, the pipe says so (hang-up: its go
 	 * byte may already be there, which is not a reason to stop). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || poll(&pfd, 1, 0) < 0 ||
 	    (pfd.revents & (POLLHUP | POLLERR)))
 		_exit(EXIT_JAIL_FAILED);
-	close_fds_except(keep, 4);
+	close_fds_except(keep, 5);
 	set_maps(j);
 	setup_network(j);
 	if (sethostname("agentjail", 9) || setdomainname("agentjail", 9))

@@ -23,6 +23,7 @@ struct jail {
 	int tty_fd;         /* the command's own pseudo-terminal (pty.c), or -1 */
 	unsigned tty_map;   /* bit N: the command's fd N is tty_fd */
 	bool null_stdin;    /* the command's stdin is /dev/null (a terminal not relayed) */
+	int stdin_fd;       /* or this pipe (a file on stdin, fed by the monitor), or -1 */
 };
 
 /*

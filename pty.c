@@ -1,5 +1,13 @@
 /*
- * pty.c - the terminal relay.
+ * pty.c - the terminal relay, and what else the command gets for stdin, stdout, stderr.
+ *
+ * The command's stdio is never a descriptor it could turn into more than it was given:
+ * /proc/self/fd/N reopens the file behind N with whatever access its permissions allow,
+ * through the caller's mount, not the jail's view. So a directory or an O_PATH descriptor
+ * on 0-2 is refused (openat below it reaches the whole host tree), and a file or device
+ * on stdin reaches the command through a pipe the monitor fills (else `cmd < notes.txt`
+ * could rewrite notes.txt). Files on stdout and stderr are passed as they are: the command
+ * may write them anyway (it could also read them back).
  *
  * A terminal handed to the command as an open file stays the caller's: the command could
  * read what is typed on it, change its modes, and, as a member of the caller's session,
@@ -36,6 +44,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -55,10 +64,17 @@ static bool piped(int fd)
 	return !fstat(fd, &st) && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 }
 
+/*
+ * A terminal not in canonical mode is another reader's already (a second agentjail started
+ * by the same script, an editor): relaying it too would split its keystrokes, and restoring
+ * "its modes" would restore the other's raw ones.
+ */
 static bool relay_keys(void)
 {
+	struct termios tio;
+
 	return isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp() &&
-	       !piped(STDOUT_FILENO);
+	       !piped(STDOUT_FILENO) && !tcgetattr(STDIN_FILENO, &tio) && (tio.c_lflag & ICANON);
 }
 
 static bool writable(int fd)
@@ -81,6 +97,60 @@ static int above_stdio(int fd)
 	return nfd;
 }
 
+/* Refuse a descriptor that opens the host's tree (see the top of this file). */
+static void refuse_paths(void)
+{
+	static const char *const name[] = { "stdin", "stdout", "stderr" };
+	struct stat st;
+
+	for (int fd = 0; fd < 3; fd++) {
+		int fl = fcntl(fd, F_GETFL);
+
+		if (fl < 0)
+			continue; /* closed */
+		if ((fl & O_PATH) || (!fstat(fd, &st) && S_ISDIR(st.st_mode)))
+			die("%s is a directory or an O_PATH descriptor: the jailed command could open "
+			    "the host's files through it; redirect it", name[fd]);
+	}
+}
+
+/* null, zero, full, random, urandom: nothing to gain by reopening them */
+static bool harmless_dev(dev_t rdev)
+{
+	if (major(rdev) != 1)
+		return false;
+	switch (minor(rdev)) {
+	case 3: case 5: case 7: case 8: case 9:
+		return true;
+	}
+	return false;
+}
+
+/* A file or device the command could reopen for writing (not a pipe, socket or terminal,
+ * and not null, zero, full, random or urandom). */
+static bool reopenable(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) || isatty(fd))
+		return false;
+	if (S_ISCHR(st.st_mode))
+		return !harmless_dev(st.st_rdev);
+	return S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+}
+
+static void open_feed(struct pty *t)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC))
+		die_errno("pipe for stdin");
+	t->feed_r = above_stdio(p[0]);
+	t->feed_w = above_stdio(p[1]);
+	if (t->feed_r < 0 || t->feed_w < 0 || fcntl(t->feed_w, F_SETFL, O_NONBLOCK))
+		die_errno("pipe for stdin");
+}
+
 void pty_open(struct pty *t)
 {
 	struct termios tio;
@@ -89,7 +159,10 @@ void pty_open(struct pty *t)
 
 	memset(t, 0, sizeof(*t));
 	t->master = t->slave = t->in = t->out = -1;
-	t->wake[0] = t->wake[1] = -1;
+	t->wake[0] = t->wake[1] = t->feed_r = t->feed_w = -1;
+	refuse_paths();
+	if (reopenable(STDIN_FILENO))
+		open_feed(t);
 	/* any terminal, not only the one followed: /dev/tty has a device number of its own */
 	t->map = (keys ? 1u : 0) | (isatty(STDOUT_FILENO) ? 2u : 0) | (isatty(STDERR_FILENO) ? 4u : 0);
 	t->null_stdin = isatty(STDIN_FILENO) && !keys;
@@ -130,6 +203,29 @@ void pty_winch(const struct pty *t)
 		(void)ioctl(t->master, TIOCSWINSZ, &ws);
 }
 
+/* All of buf to the caller's terminal, which its owner may have made non-blocking. */
+static int write_out(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+			if (poll(&p, 1, -1) < 0 && errno != EINTR)
+				return -1;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
 /* Copy what the command's terminal printed to the caller's; false once no slave is open. */
 static bool pump_out(struct pty *t, char *buf, size_t sz)
 {
@@ -140,7 +236,7 @@ static bool pump_out(struct pty *t, char *buf, size_t sz)
 	if (n == 0)
 		return false;
 	/* A caller's terminal that went away: drop the output, keep draining the jail's. */
-	if (t->out >= 0 && write_all(t->out, buf, (size_t)n))
+	if (t->out >= 0 && write_out(t->out, buf, (size_t)n))
 		t->out = -1;
 	return true;
 }
@@ -206,26 +302,101 @@ static void *relay(void *arg)
 		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
 		    !pump_out(t, out, sizeof(out)))
 			break;
-		/* a hang-up ends the keystrokes once what was typed before it is read */
+		/*
+		 * A hang-up ends the keystrokes once what was typed before it is read, and
+		 * hangs up the command's terminal too: the session leader the kernel told is
+		 * the caller's shell, which need not pass it on.
+		 */
 		if (p[1].revents && (!read_keys(t, in, sizeof(in), &pend) ||
-				     (!pend && (p[1].revents & (POLLHUP | POLLERR | POLLNVAL)))))
+				     (!pend && (p[1].revents & (POLLHUP | POLLERR | POLLNVAL))))) {
 			keys = false;
+			(void)ioctl(t->master, TIOCSIG, SIGHUP);
+		}
 		push_keys(t, in, &off, &pend);
 	}
 	wipe(in, sizeof(in)); /* what was typed: a password, maybe */
 	return NULL;
 }
 
-void pty_start(struct pty *t)
+/*
+ * The feeder thread: the file on stdin into the command's pipe, until its end, the end of
+ * the pipe's reader (EPIPE), or the wake-up (the jail is gone; a reader in flight in a Unix
+ * socket must not hold it).
+ */
+static void *feed(void *arg)
+{
+	struct pty *t = arg;
+	char buf[65536];
+	size_t len = 0, off = 0;
+
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = t->feed_w, .events = POLLOUT },
+			{ .fd = t->wake[0], .events = POLLIN },
+		};
+		ssize_t n;
+
+		if (!len) {
+			n = read(STDIN_FILENO, buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			len = (size_t)n;
+			off = 0;
+		}
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		n = write(t->feed_w, buf + off, len);
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			break; /* EPIPE: the command is done with it */
+		if (n > 0) {
+			off += (size_t)n;
+			len -= (size_t)n;
+		}
+	}
+	close(t->feed_w); /* the command's end of file */
+	t->feed_w = -1;
+	return NULL;
+}
+
+static void start_thread(pthread_t *th, void *(*fn)(void *), struct pty *t)
 {
 	sigset_t all, old;
-	int fl, e;
+	int e;
 
+	/* Signals stay with the main thread (the monitor's handlers). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = pthread_create(th, NULL, fn, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e) {
+		pty_restore(t);
+		errno = e;
+		die_errno("cannot start the terminal relay");
+	}
+}
+
+void pty_start(struct pty *t)
+{
+	int fl;
+
+	if (t->master < 0 && t->feed_w < 0)
+		return;
+	if (pipe2(t->wake, O_CLOEXEC | O_NONBLOCK))
+		die_errno("cannot set up the stdio relay");
+	if (t->feed_w >= 0) {
+		close(t->feed_r); /* the jail holds its own copies now */
+		t->feed_r = -1;
+		start_thread(&t->feeder, feed, t);
+		t->feeding = true;
+	}
 	if (t->master < 0)
 		return;
 	fl = fcntl(t->master, F_GETFL);
-	if (fl < 0 || fcntl(t->master, F_SETFL, fl | O_NONBLOCK) ||
-	    pipe2(t->wake, O_CLOEXEC | O_NONBLOCK))
+	if (fl < 0 || fcntl(t->master, F_SETFL, fl | O_NONBLOCK))
 		die_errno("cannot set up the terminal relay");
 	if (t->in >= 0) {
 		struct termios raw = t->saved;
@@ -233,43 +404,44 @@ void pty_start(struct pty *t)
 		cfmakeraw(&raw);
 		raw.c_cc[VMIN] = 0; /* read() never waits: see read_keys() */
 		raw.c_cc[VTIME] = 0;
-		if (tcsetattr(t->in, TCSADRAIN, &raw))
+		if (tcsetattr(t->in, TCSADRAIN, &raw) || tcgetattr(t->in, &t->rawmodes))
 			die_errno("cannot put the terminal in raw mode");
 		t->raw = true;
 	}
-	/* Signals stay with the main thread (the monitor's handlers). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	e = pthread_create(&t->thread, NULL, relay, t);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e) {
-		pty_restore(t);
-		errno = e;
-		die_errno("cannot start the terminal relay");
-	}
+	start_thread(&t->thread, relay, t);
 	t->running = true;
 }
 
+/* Same modes, as far as a terminal's settings go (struct termios may have padding). */
+static bool same_modes(const struct termios *a, const struct termios *b)
+{
+	return a->c_iflag == b->c_iflag && a->c_oflag == b->c_oflag && a->c_cflag == b->c_cflag &&
+	       a->c_lflag == b->c_lflag && !memcmp(a->c_cc, b->c_cc, sizeof(a->c_cc));
+}
+
+/* The caller's modes back, unless someone set others since: those are theirs to keep. */
 void pty_restore(struct pty *t)
 {
-	if (t->raw)
+	struct termios now;
+
+	if (t->raw && !tcgetattr(t->in, &now) && same_modes(&now, &t->rawmodes))
 		(void)tcsetattr(t->in, TCSADRAIN, &t->saved);
 	t->raw = false;
 }
 
 void pty_finish(struct pty *t)
 {
-	if (t->master < 0)
-		return;
 	if (t->slave >= 0)
 		close(t->slave); /* the last copy, unless one is in flight somewhere */
 	t->slave = -1;
-	if (t->running) {
-		/* an empty pipe: cannot fail; without it the relay still ends at EIO */
-		if (write(t->wake[1], "", 1) != 1)
-			msg("terminal relay: %s", strerror(errno));
+	/* an empty pipe: cannot fail; without it the relay still ends at EIO */
+	if ((t->running || t->feeding) && write(t->wake[1], "", 1) != 1)
+		msg("stdio relay: %s", strerror(errno));
+	if (t->feeding)
+		pthread_join(t->feeder, NULL);
+	t->feeding = false;
+	if (t->running)
 		pthread_join(t->thread, NULL);
-		t->running = false;
-	}
+	t->running = false;
 	pty_restore(t);
 }

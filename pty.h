@@ -16,16 +16,21 @@ struct pty {
 	int out;              /* where the command's output goes; -1 once that failed */
 	bool raw;             /* the caller's terminal is in raw mode: restore it */
 	struct termios saved; /* its modes before */
+	struct termios rawmodes; /* as agentjail set them */
 	int wake[2];          /* tells the relay thread the jail is gone */
 	pthread_t thread;
 	bool running;
+	int feed_r, feed_w;   /* a file on stdin goes to the command through this pipe, or -1 */
+	pthread_t feeder;
+	bool feeding;
 };
 
 /*
- * Decide what the command gets for each of stdin, stdout, stderr that is a terminal (see
- * pty.c) and open its pseudo-terminal, with the caller's modes and window size. With no
- * terminal, t->master is -1 and t->null_stdin false. Dies with the reason if a
- * pseudo-terminal is needed and cannot be had: the command never gets the caller's.
+ * Decide what the command gets for each of stdin, stdout, stderr (see pty.c): for a
+ * terminal, its own pseudo-terminal (opened here, with the caller's modes and window size)
+ * or /dev/null; for a file or device on stdin, a pipe (t->feed_r). With no terminal,
+ * t->master is -1. Dies with the reason if one of them is a directory or an O_PATH
+ * descriptor, or if a pseudo-terminal is needed and cannot be had.
  */
 void pty_open(struct pty *t);
 

@@ -639,6 +639,62 @@ PY
 	cmp before after || fail "terminal modes not restored"
 }
 
+@test "tty: one Ctrl-C is one SIGINT when keystrokes are not relayed" {
+	skip_unless_cmd script
+	[ -x /usr/bin/python3 ] || skip "no /usr/bin/python3"
+	cat >cnt.py <<'PY'
+import signal, sys, time
+n = 0
+def count(sig, frame):
+    global n
+    n += 1
+signal.signal(signal.SIGINT, count)
+open("ready", "w").close()
+end = time.time() + 5
+while n == 0 and time.time() < end:
+    time.sleep(0.05)
+time.sleep(1)
+print("sigint", n, file=sys.stderr)
+open("done", "w").close()
+PY
+	# stdout a pipe: no keystroke relay, the terminal's Ctrl-C goes to agentjail's group
+	tty_run "trap '' INT; $AJ --net none -- /usr/bin/python3 ./cnt.py | cat" '\003'
+	assert_success
+	assert_line --regexp 'sigint 1$' # after the terminal's echo of ^C
+}
+
+@test "tty: a terminal already in raw mode is another reader's: no keystrokes relayed" {
+	skip_unless_cmd script
+	# as when a script starts two agentjails on one terminal: the second must not split the
+	# keystrokes nor restore the first one's raw modes as the caller's
+	tty_run "stty raw; stty -g >before; $AJ --net none -- sh -c 'test -t 0 || echo stdin-not-tty'; stty -g >after; stty sane; touch done"
+	assert_success
+	assert_line stdin-not-tty
+	cmp before after || fail "modes changed: $(cat before) / $(cat after)"
+}
+
+@test "stdio: a file on stdin reaches the command through a pipe, so it cannot rewrite the file" {
+	local d
+	d="$(mktemp -d "${BATS_RUN_TMPDIR:-/tmp}/stdin.XXXXXX")"
+	printf 'original\n' >"$d/in.txt"
+	# /proc/self/fd/0 would reopen the caller's file for writing, outside the workspace
+	aj --net none -- sh -c 'echo pwned >>/proc/self/fd/0; cat' <"$d/in.txt"
+	assert_success
+	assert_line original
+	[ "$(cat "$d/in.txt")" = original ] || fail "the file was rewritten: $(cat "$d/in.txt")"
+	seq 1 300000 >"$d/big.txt"
+	aj --net none -- wc -l <"$d/big.txt"
+	assert_success
+	assert_output 300000
+	rm -rf "$d"
+}
+
+@test "stdio: a directory on stdin is refused (openat below it would reach the host's tree)" {
+	aj --net none -- true </
+	assert_failure 125
+	assert_output --partial "stdin is a directory"
+}
+
 @test "tty: all the command's output is relayed, bytes unchanged, and its status kept" {
 	skip_unless_cmd script
 	tty_run "$AJ --net none -- sh -c 'seq 1 100000; exit 7' </dev/null"
