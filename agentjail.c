@@ -485,9 +485,11 @@ static void forward(int sig, siginfo_t *si, void *uc)
 	/*
 	 * A signal the terminal sent (Ctrl-C, a resize) went to our whole process group, and
 	 * init is in it: init forwards it already, and a second copy one hop later would not
-	 * merge with the first (two Ctrl-C quit many programs).
+	 * merge with the first (two Ctrl-C quit many programs). A hang-up goes to the session
+	 * leader only: when that is agentjail (ssh -t, xterm -e), pass it on.
 	 */
-	else if (!(si && si->si_code == SI_KERNEL) && init_pid > 0)
+	else if ((!(si && si->si_code == SI_KERNEL) || (sig == SIGHUP && getsid(0) == getpid())) &&
+		 init_pid > 0)
 		kill(init_pid, sig);
 	errno = e;
 }

@@ -97,7 +97,10 @@ static int above_stdio(int fd)
 	return nfd;
 }
 
-/* Refuse a descriptor that opens the host's tree (see the top of this file). */
+static bool reopenable(int fd);
+
+/* Refuse a descriptor that opens the host's tree, or a file the command would get more
+ * access to than it was given (see the top of this file). */
 static void refuse_paths(void)
 {
 	static const char *const name[] = { "stdin", "stdout", "stderr" };
@@ -111,6 +114,9 @@ static void refuse_paths(void)
 		if ((fl & O_PATH) || (!fstat(fd, &st) && S_ISDIR(st.st_mode)))
 			die("%s is a directory or an O_PATH descriptor: the jailed command could open "
 			    "the host's files through it; redirect it", name[fd]);
+		if (fd > 0 && (fl & O_ACCMODE) == O_RDONLY && reopenable(fd))
+			die("%s is a file open for reading only: the jailed command could reopen it "
+			    "for writing; redirect it", name[fd]);
 	}
 }
 
@@ -303,14 +309,14 @@ static void *relay(void *arg)
 		    !pump_out(t, out, sizeof(out)))
 			break;
 		/*
-		 * A hang-up ends the keystrokes once what was typed before it is read, and
-		 * hangs up the command's terminal too: the session leader the kernel told is
-		 * the caller's shell, which need not pass it on.
+		 * A hang-up ends the keystrokes once what was typed before it is read, and is
+		 * passed to the command: the session leader the kernel told may be the caller's
+		 * shell, which need not pass it on (TIOCSIG cannot send SIGHUP).
 		 */
 		if (p[1].revents && (!read_keys(t, in, sizeof(in), &pend) ||
 				     (!pend && (p[1].revents & (POLLHUP | POLLERR | POLLNVAL))))) {
 			keys = false;
-			(void)ioctl(t->master, TIOCSIG, SIGHUP);
+			(void)kill(getpid(), SIGHUP); /* the monitor forwards it to the jail */
 		}
 		push_keys(t, in, &off, &pend);
 	}
@@ -319,9 +325,10 @@ static void *relay(void *arg)
 }
 
 /*
- * The feeder thread: the file on stdin into the command's pipe, until its end, the end of
- * the pipe's reader (EPIPE), or the wake-up (the jail is gone; a reader in flight in a Unix
- * socket must not hold it).
+ * The feeder thread: the file on stdin into the command's pipe, until its end, or the
+ * wake-up (the jail is gone; a reader in flight in a Unix socket must not hold it). It
+ * waits for stdin to be readable too, since a device's read may block. What it read and
+ * did not pass on is left in t->feed_left for pty_finish().
  */
 static void *feed(void *arg)
 {
@@ -331,35 +338,60 @@ static void *feed(void *arg)
 
 	for (;;) {
 		struct pollfd p[2] = {
-			{ .fd = t->feed_w, .events = POLLOUT },
+			{ .fd = len ? t->feed_w : STDIN_FILENO, .events = len ? POLLOUT : POLLIN },
 			{ .fd = t->wake[0], .events = POLLIN },
 		};
 		ssize_t n;
 
-		if (!len) {
-			n = read(STDIN_FILENO, buf, sizeof(buf));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			len = (size_t)n;
-			off = 0;
-		}
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents)
 			break;
+		if (!p[0].revents)
+			continue;
+		if (!len) {
+			n = read(STDIN_FILENO, buf, sizeof(buf));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n < 0)
+				msg("stdin: %s; the command reads end of file", strerror(errno));
+			if (n <= 0)
+				break;
+			len = (size_t)n;
+			off = 0;
+			continue;
+		}
 		n = write(t->feed_w, buf + off, len);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
-			break; /* EPIPE: the command is done with it */
+			break; /* the monitor holds a reader: cannot be EPIPE */
 		if (n > 0) {
 			off += (size_t)n;
 			len -= (size_t)n;
 		}
 	}
+	t->feed_left = len;
 	close(t->feed_w); /* the command's end of file */
 	t->feed_w = -1;
 	return NULL;
+}
+
+/*
+ * A file on stdin shares its offset with the caller (while read l; do agentjail ...; done
+ * <list): move it back over what the feeder read and the command did not, as a command
+ * reading the file itself would have left it.
+ */
+static void unread_feed(struct pty *t)
+{
+	struct stat st;
+	int queued = 0;
+
+	if (t->feed_r < 0)
+		return;
+	if (!fstat(STDIN_FILENO, &st) && S_ISREG(st.st_mode) &&
+	    !ioctl(t->feed_r, FIONREAD, &queued) && queued >= 0)
+		(void)lseek(STDIN_FILENO, -(off_t)(t->feed_left + (size_t)queued), SEEK_CUR);
+	close(t->feed_r);
+	t->feed_r = -1;
 }
 
 static void start_thread(pthread_t *th, void *(*fn)(void *), struct pty *t)
@@ -388,8 +420,7 @@ void pty_start(struct pty *t)
 	if (pipe2(t->wake, O_CLOEXEC | O_NONBLOCK))
 		die_errno("cannot set up the stdio relay");
 	if (t->feed_w >= 0) {
-		close(t->feed_r); /* the jail holds its own copies now */
-		t->feed_r = -1;
+		/* feed_r stays open here: what is left in the pipe at the end is counted */
 		start_thread(&t->feeder, feed, t);
 		t->feeding = true;
 	}
@@ -440,6 +471,7 @@ void pty_finish(struct pty *t)
 	if (t->feeding)
 		pthread_join(t->feeder, NULL);
 	t->feeding = false;
+	unread_feed(t);
 	if (t->running)
 		pthread_join(t->thread, NULL);
 	t->running = false;

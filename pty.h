@@ -21,6 +21,7 @@ struct pty {
 	pthread_t thread;
 	bool running;
 	int feed_r, feed_w;   /* a file on stdin goes to the command through this pipe, or -1 */
+	size_t feed_left;     /* read from the file, not passed on */
 	pthread_t feeder;
 	bool feeding;
 };

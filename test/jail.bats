@@ -689,6 +689,31 @@ PY
 	rm -rf "$d"
 }
 
+@test "stdio: a file on stdin is left where the command stopped reading (while read ...; done <list)" {
+	local d
+	d="$(mktemp -d "${BATS_RUN_TMPDIR:-/tmp}/stdin.XXXXXX")"
+	seq 1 100000 >"$d/list.txt"
+	# the feeder reads ahead into the pipe; what the command did not read goes back
+	run bash -c 'n=0; while read -r l; do "$1" --net none -- true; n=$((n + 1)); [ $n -lt 20 ] || break; done <"$2"; echo "loops=$n line=$l"
+		{ "$1" --net none -- sh -c "read -r x; echo in:\$x"; head -n1; } <"$2"' _ "$AJ" "$d/list.txt"
+	assert_success
+	assert_line 'loops=20 line=20'
+	assert_line in:1
+	assert_line --index 2 2
+	rm -rf "$d"
+}
+
+@test "stdio: a file open for reading only on stdout or stderr is refused" {
+	local d
+	d="$(mktemp -d "${BATS_RUN_TMPDIR:-/tmp}/stdout.XXXXXX")"
+	printf 'original\n' >"$d/notes.txt"
+	# through /proc/self/fd/1 the command could reopen it for writing
+	run bash -c '"$1" --net none -- sh -c "echo pwned >>/proc/self/fd/1" 1<"$2"; echo "rc=$?"' _ "$AJ" "$d/notes.txt"
+	assert_line rc=125
+	[ "$(cat "$d/notes.txt")" = original ] || fail "the file was rewritten"
+	rm -rf "$d"
+}
+
 @test "stdio: a directory on stdin is refused (openat below it would reach the host's tree)" {
 	aj --net none -- true </
 	assert_failure 125
