@@ -722,7 +722,7 @@ PY
 
 @test "tty: all the command's output is relayed, bytes unchanged, and its status kept" {
 	skip_unless_cmd script
-	tty_run "$AJ --net none -- sh -c 'seq 1 100000; exit 7' </dev/null"
+	tty_run "$AJ --net none -- sh -c 'seq 1 100000; exit 7' </dev/null; rc=\$?; touch done; exit \$rc"
 	assert_failure 7
 	[ "${#lines[@]}" -eq 100000 ] && [ "${lines[99999]}" = 100000 ] ||
 		fail "expected 100000 lines ending in 100000, got ${#lines[@]}: ${lines[-1]:-}"
