@@ -690,6 +690,7 @@ static int run(struct policy *p)
 		die("no command given; try 'agentjail --help'");
 	if (getuid() != geteuid())
 		die("refusing to run setuid: agentjail needs no privilege");
+	pty_check_stdio(); /* before anything is started or written */
 	guard_protect(p, p->workspace);
 	if (policy_add_mount(p, p->workspace, MOUNT_RW, false, "workspace", &(const char *){ 0 }))
 		die("cannot bind the workspace %s", p->workspace);

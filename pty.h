@@ -43,6 +43,10 @@ void pty_start(struct pty *t);
  * caller's terminal its modes back. */
 void pty_finish(struct pty *t);
 
+/* Die, naming it, if stdin, stdout or stderr is a directory, an O_PATH descriptor, or a
+ * file open for reading only on stdout/stderr: the command could reopen it for more. */
+void pty_check_stdio(void);
+
 /* Only the caller's terminal modes back (for a monitor about to die). */
 void pty_restore(struct pty *t);
 
